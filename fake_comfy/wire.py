@@ -47,3 +47,11 @@ class WsConn(Protocol):
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame."""
+
+    def set_silent(self, silent: bool) -> None:
+        """Optional: while silent, the transport must not answer client PINGs (no autoping).
+
+        The fault layer calls it for the `silent` fault (socket open, nothing sent, pings
+        unanswered) and calls it again with False when the window ends. Transports that do
+        not implement it leave pings answered; the fault layer checks with `hasattr`.
+        """
