@@ -1,0 +1,397 @@
+"""Scenario files: the pydantic model, the YAML loader with precise errors, the JSON Schema.
+
+A scenario (Contract 7 in `docs/architecture.md`) says what workload a client runs, which
+faults hit it on one timeline, and the bar it must meet. Loading validates everything and
+reports every problem as ``<file>: <field path>: expected <what>, got <value>``.
+
+    python -m harness.scenario --schema > scenarios/scenario.schema.json
+    python -m harness.scenario scenarios/*.yaml          # validate files
+"""
+from __future__ import annotations
+
+import json
+import random
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import annotated_types
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from harness import workflows
+
+SCHEMA_ID = "https://comfy-chaos.invalid/scenario.schema.json"
+
+
+class ScenarioError(ValueError):
+    """A scenario file is unreadable or invalid; `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _check_workflow_ref(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in workflows.WORKFLOW_NAMES:
+            raise ValueError(
+                f"expected a workflow name ({', '.join(workflows.WORKFLOW_NAMES)}) "
+                f"or an inline API-format workflow, got {_show(value)}"
+            )
+        return value
+    if isinstance(value, dict):
+        why = workflows.check_api_format(value)
+        if why is not None:
+            raise ValueError(f"expected an inline API-format workflow: {why}")
+        return value
+    raise ValueError(
+        f"expected a workflow name ({', '.join(workflows.WORKFLOW_NAMES)}) "
+        f"or an inline API-format workflow (a mapping), got {_show(value)}"
+    )
+
+
+WorkflowRef = Annotated[
+    Union[str, dict[str, Any]],
+    BeforeValidator(_check_workflow_ref),
+    Field(
+        description="A workflow name from harness.workflows or an inline API-format workflow",
+        json_schema_extra={"anyOf": [{"enum": list(workflows.WORKFLOW_NAMES)}, {"type": "object"}]},
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FaultSpecPlaceholder(BaseModel):
+    """Stand-in for `fake_comfy.faults.spec.FaultSpec` until the fault layer provides it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str = Field(description="Fault kind name, or 'toxic'")
+    probability: float = Field(1.0, ge=0, le=1)
+
+
+def _fault_spec_type() -> type[BaseModel]:
+    try:
+        from fake_comfy.faults.spec import FaultSpec
+    except ImportError:
+        return FaultSpecPlaceholder
+    return FaultSpec
+
+
+FaultSpec = _fault_spec_type()
+
+
+class MixEntry(_Model):
+    workflow: WorkflowRef
+    weight: float = Field(1.0, gt=0, description="Relative share of tasks using this workflow")
+
+
+class Submit(_Model):
+    pattern: Literal["burst", "interval"] = Field("burst", description="burst: all tasks due at start")
+    interval: float | None = Field(
+        None, ge=0, description="Seconds (scaled) between task i and i+1; required for pattern: interval"
+    )
+
+    @model_validator(mode="after")
+    def _interval_needed(self) -> "Submit":
+        if self.pattern == "interval" and self.interval is None:
+            raise ValueError("expected interval (seconds) with pattern: interval, got nothing")
+        return self
+
+
+class Workload(_Model):
+    tasks: int = Field(10, ge=1, description="Number of tasks; ids t0..t<N-1>")
+    workflow: WorkflowRef = "basic"
+    mix: list[MixEntry] | None = Field(None, min_length=1, description="Weighted workflow mix (overrides workflow)")
+    submit: Submit = Submit()
+
+
+class Expect(_Model):
+    """The pass bar; the defaults are the goals (everything reported exactly once, correctly)."""
+
+    completeness: float = Field(1.0, ge=0, le=1, description="Min share of server-completed tasks reported")
+    lost: int = Field(0, ge=0)
+    phantom: int = Field(0, ge=0)
+    duplicate: int = Field(0, ge=0, description="Max tasks reported more than once")
+    duplicate_execution: int = Field(0, ge=0)
+    wrong_outcome: int = Field(0, ge=0)
+    wrong_outputs: int = Field(0, ge=0)
+    indeterminate: int = Field(0, ge=0)
+    contradictory: int = Field(0, ge=0)
+    hang: bool = Field(False, description="true: a hang is allowed")
+    crash: bool = Field(False, description="true: a crash is allowed")
+    p95_latency: float | None = Field(
+        None, ge=0, description="Max report latency p95 in scenario seconds (time scaling undone); null = no bar"
+    )
+
+
+class Scenario(_Model):
+    name: str = Field("", description="Defaults to the file stem")
+    description: str = ""
+    seed: int = 0
+    time_scale: float = Field(0.1, gt=0, le=10, description="Multiplies every duration; --time-scale overrides")
+    tags: list[str] = Field(default_factory=list, description="'slow' → pytest marker slow")
+    clients: int = Field(1, ge=1, description="Client instances; task i goes to client i % clients")
+    workload: Workload = Workload()
+    faults: list[FaultSpec] = Field(default_factory=list, description="The fault schedule (server faults and toxics)")
+    deadline: float = Field(60, gt=0, description="Seconds (scaled) from start until judgement")
+    grace: float = Field(5, ge=0, description="Seconds (scaled) after the last fault before judgement is allowed")
+    expect: Expect = Expect()
+
+    _source: str | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str | None:
+        """The file this scenario was loaded from, as given to `load_scenario`."""
+        return self._source
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict for the RunRecord; carries `source` (not a scenario field)."""
+        data = self.model_dump(mode="json")
+        data["source"] = self._source
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Scenario":
+        """Inverse of `to_dict`."""
+        data = dict(data)
+        source = data.pop("source", None)
+        scenario = cls.model_validate(data)
+        scenario._source = source
+        return scenario
+
+    def plan(self) -> list["PlannedTask"]:
+        """The tasks of this scenario: ids, workflows (seed-varied), clients and due times."""
+        rng = random.Random(f"mix:{self.seed}")
+        mix = self.workload.mix
+        planned = []
+        for i in range(self.workload.tasks):
+            ref = rng.choices([m.workflow for m in mix], weights=[m.weight for m in mix])[0] if mix else self.workload.workflow
+            submit = self.workload.submit
+            planned.append(
+                PlannedTask(
+                    task_id=f"t{i}",
+                    index=i,
+                    client_index=i % self.clients,
+                    workflow_name=ref if isinstance(ref, str) else "inline",
+                    workflow=workflows.build(ref, seed=self.seed, index=i),
+                    due=i * submit.interval if submit.pattern == "interval" and submit.interval else 0.0,
+                )
+            )
+        return planned
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """One task of a scenario; `due` is in scenario seconds (multiply by the time scale)."""
+
+    task_id: str
+    index: int
+    client_index: int
+    workflow_name: str
+    workflow: dict[str, Any]
+    due: float
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate one scenario file; raise `ScenarioError` naming file and field."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(source, [f"not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
+    scenario = parse_scenario(text, source=source)
+    return scenario
+
+
+def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
+    """Validate YAML text as a scenario; `source` names it in errors; name defaults to its stem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ScenarioError(source, [f"{where}YAML syntax error: {exc.problem or exc.context}"]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(source, [f"YAML error: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(source, [f"expected a mapping of scenario fields at the top level, got {_show(data)}"])
+    if "name" not in data:
+        data["name"] = Path(source).stem
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, [_describe(err) for err in exc.errors()]) from None
+    scenario._source = source
+    return scenario
+
+
+def load_scenarios(root: str | Path) -> list[Scenario]:
+    """All `*.yaml` scenarios under `root` (a directory) or the one file `root`, sorted by path."""
+    root = Path(root)
+    paths = [root] if root.is_file() else sorted(root.rglob("*.yaml"))
+    return [load_scenario(p) for p in paths]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema for scenario files (for editors), generated from `Scenario`."""
+    schema = Scenario.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def schema_text() -> str:
+    """`json_schema()` as the exact text committed in `scenarios/scenario.schema.json`."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+# --- error formatting -------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str)
+    elif isinstance(value, str):
+        text = json.dumps(value)
+    elif value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_models_in(arg))
+    return found
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[str, Any]:
+    """Turn a pydantic `loc` into `faults[2].probability` and find the field's FieldInfo."""
+    path = ""
+    field = None
+    candidates: list[type[BaseModel]] = [Scenario]
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        owner = next((m for m in candidates if part in m.model_fields), None)
+        if owner is not None:
+            field = owner.model_fields[part]
+            candidates = _models_in(field.annotation)
+        elif len(candidates) > 1 or "[" in part:
+            continue  # a union member tag, not a field
+        else:
+            field = None
+            candidates = []
+        path += f".{part}" if path else part
+    return path or "(top level)", field
+
+
+def _num(value: Any) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def _bounds(field: Any, integer: bool) -> str:
+    lo = hi = None
+    lo_open = hi_open = False
+    for meta in getattr(field, "metadata", []):
+        if isinstance(meta, annotated_types.Ge):
+            lo = meta.ge
+        elif isinstance(meta, annotated_types.Gt):
+            lo, lo_open = meta.gt, True
+        elif isinstance(meta, annotated_types.Le):
+            hi = meta.le
+        elif isinstance(meta, annotated_types.Lt):
+            hi, hi_open = meta.lt, True
+    kind = "an integer" if integer else "a number"
+    if lo is not None and hi is not None:
+        return f"{kind} in {'(' if lo_open else '['}{_num(lo)}, {_num(hi)}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{kind} {'>' if lo_open else '>='} {_num(lo)}"
+    if hi is not None:
+        return f"{kind} {'<' if hi_open else '<='} {_num(hi)}"
+    return kind
+
+
+def _is_int_field(field: Any) -> bool:
+    annotation = getattr(field, "annotation", None)
+    return annotation is int or (
+        typing.get_origin(annotation) in (Union, types.UnionType) and int in typing.get_args(annotation)
+    )
+
+
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "finite_number": "a finite number",
+}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    path, field = _walk(tuple(err["loc"]))
+    kind = err["type"]
+    got = _show(err.get("input"))
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return f"{path}: expected a value (required), got nothing"
+    if kind == "extra_forbidden":
+        return f"{path}: unexpected field, got {got}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{path}: expected {_bounds(field, _is_int_field(field))}, got {got}"
+    if kind in ("too_short", "too_long"):
+        return f"{path}: expected {err['msg'][0].lower()}{err['msg'][1:]}, got {got}"
+    if kind in ("literal_error", "enum"):
+        return f"{path}: expected {ctx.get('expected', 'one of the allowed values')}, got {got}"
+    if kind in ("value_error", "assertion_error"):
+        message = str(ctx.get("error", err["msg"]))
+        return f"{path}: {message}" if message.startswith("expected") else f"{path}: {message}, got {got}"
+    if kind in _EXPECTED:
+        return f"{path}: expected {_EXPECTED[kind]}, got {got}"
+    return f"{path}: {err['msg']}, got {got}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--schema` prints the JSON Schema; otherwise validate the given files (exit 3 on errors)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--schema"]:
+        sys.stdout.write(schema_text())
+        return 0
+    if not argv or argv[0].startswith("-"):
+        sys.stderr.write("usage: python -m harness.scenario --schema | FILE...\n")
+        return 3
+    status = 0
+    for name in argv:
+        try:
+            load_scenario(name)
+        except ScenarioError as exc:
+            sys.stderr.write(f"{exc}\n")
+            status = 3
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
