@@ -1,0 +1,262 @@
+"""Run a client under test as a child process speaking JSON lines (docs/adapters.md).
+
+The harness must survive any child: every read is bounded, the child gets its own
+process group so teardown kills everything it spawned, and exit status and CPU time are
+taken from `wait4` on the child (reaped by a dedicated thread, not asyncio's watcher).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import structlog
+
+from harness.adapters.base import AdapterSession
+
+log = structlog.get_logger(__name__)
+
+MAX_LINE = 16 * 1024 * 1024
+READY_TIMEOUT_S = 30.0
+EXIT_TIMEOUT_S = 5.0
+STDERR_TAIL = 4096
+
+
+class AdapterProtocolError(Exception):
+    """The child broke the JSON-lines protocol in a way the harness cannot read past."""
+
+
+class SubprocessAdapter:
+    """An adapter that is a command line; `name` defaults to the command's first word."""
+
+    scalable = True
+
+    def __init__(self, argv: list[str], name: str | None = None, scalable: bool = True) -> None:
+        if not argv:
+            raise ValueError("subprocess adapter: empty command")
+        self.argv = list(argv)
+        self.name = name or os.path.basename(argv[0])
+        self.scalable = scalable
+
+    @classmethod
+    def from_command(cls, command: str, name: str | None = None) -> SubprocessAdapter:
+        return cls(shlex.split(command), name=name or f"cmd:{command}")
+
+    async def run(self, session: AdapterSession) -> None:
+        child = _Child(self.argv)
+        await child.start()
+        try:
+            await self._converse(child, session)
+        finally:
+            await child.stop()
+            info = session.info
+            info.exit_code, info.cpu_s, info.stderr_tail = child.exit_code, child.cpu_s, child.stderr_tail()
+            if child.exit_code not in (0, None) and not child.killed_by_us:
+                info.crashed = True
+
+    async def _converse(self, child: _Child, session: AdapterSession) -> None:
+        await child.send(
+            {
+                "type": "start",
+                "base_url": session.base_url,
+                "time_scale": session.time_scale,
+                "deadline_s": session.deadline_s,
+                "max_concurrency": session.max_concurrency,
+                "client_index": session.client_index,
+            }
+        )
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                while True:
+                    message = await child.receive()
+                    if message is None:
+                        session.crash(f"exited before ready (exit code {await child.wait_exit()}): {child.stderr_tail()}")
+                        return
+                    if self._dispatch(message, session) == "ready":
+                        break
+        except TimeoutError:
+            session.crash(f"no ready within {READY_TIMEOUT_S:.0f} s")
+            return
+        feeder = asyncio.create_task(self._feed(child, session))
+        try:
+            while True:
+                message = await child.receive()
+                if message is None:
+                    code = await child.wait_exit()
+                    session.crash(f"exited without done (exit code {code}): {child.stderr_tail()}")
+                    return
+                if self._dispatch(message, session) == "done":
+                    break
+        except AdapterProtocolError as exc:
+            session.crash(f"protocol error: {exc}")
+            return
+        finally:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+        child.close_stdin()
+        try:
+            async with asyncio.timeout(EXIT_TIMEOUT_S):
+                await child.wait_exit()
+        except TimeoutError:
+            session.note(f"adapter did not exit within {EXIT_TIMEOUT_S:.0f} s after done; killed")
+
+    async def _feed(self, child: _Child, session: AdapterSession) -> None:
+        try:
+            async for task in session.tasks():
+                await child.send({"type": "task", "task_id": task.task_id, "workflow": task.workflow})
+            await child.send({"type": "end"})
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the reader sees the exit and records it
+
+    def _dispatch(self, message: dict[str, Any], session: AdapterSession) -> str | None:
+        kind = message.get("type")
+        try:
+            if kind == "ready":
+                session.ready(str(message.get("client", self.name)), message.get("version"), message.get("caps"))
+            elif kind == "submitted":
+                session.submitted(str(message["task_id"]), str(message["prompt_id"]))
+            elif kind == "result":
+                session.result(
+                    str(message["task_id"]),
+                    str(message["outcome"]),
+                    outputs=message.get("outputs"),
+                    detail=message.get("detail"),
+                    prompt_id=message.get("prompt_id"),
+                )
+            elif kind == "note":
+                session.note(str(message.get("text", "")))
+            elif kind == "stats":
+                session.stats(dict(message.get("counters") or {}))
+            elif kind == "done":
+                session.done()
+            else:
+                session.note(f"protocol: unknown message type {kind!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            session.note(f"protocol: bad {kind!r} message ({exc!r}): {json.dumps(message)[:300]}")
+            return None
+        return kind
+
+
+class _Child:
+    """One child process: JSON lines in and out, stderr tail, exit status and rusage."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.exit_code: int | None = None
+        self.cpu_s: float | None = None
+        self.killed_by_us = False
+        self._stderr: collections.deque[bytes] = collections.deque()
+        self._stderr_len = 0
+        self._exited: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                env=env,
+            )
+        except OSError as exc:
+            raise AdapterProtocolError(f"cannot start {self.argv!r}: {exc}") from exc
+        self._exited = loop.create_future()
+        threading.Thread(target=self._reap, args=(loop,), daemon=True, name=f"reap-{self._proc.pid}").start()
+        self._stdout = asyncio.StreamReader(limit=MAX_LINE)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self._stdout), self._proc.stdout)
+        stderr = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), self._proc.stderr)
+        self._stderr_task = asyncio.create_task(self._drain_stderr(stderr))
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, self._proc.stdin)
+        self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
+
+    def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
+        _, status, usage = os.wait4(self._proc.pid, 0)
+        self._proc.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from reaping again
+        self.exit_code = self._proc.returncode
+        self.cpu_s = usage.ru_utime + usage.ru_stime
+        exited = self._exited
+        if exited is not None:
+            loop.call_soon_threadsafe(lambda: exited.done() or exited.set_result(None))
+
+    async def _drain_stderr(self, reader: asyncio.StreamReader) -> None:
+        while chunk := await reader.read(65536):
+            self._stderr.append(chunk)
+            self._stderr_len += len(chunk)
+            while self._stderr_len - len(self._stderr[0]) >= STDERR_TAIL:
+                self._stderr_len -= len(self._stderr.popleft())
+
+    def stderr_tail(self) -> str:
+        return b"".join(self._stderr)[-STDERR_TAIL:].decode("utf-8", "replace")
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self._writer.write(json.dumps(message).encode() + b"\n")
+        await self._writer.drain()
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The next message, or None at end of output. Non-object lines raise."""
+        while True:
+            try:
+                line = await self._stdout.readline()
+            except (ValueError, asyncio.LimitOverrunError) as exc:
+                raise AdapterProtocolError(f"line longer than {MAX_LINE} bytes") from exc
+            if not line:
+                return None
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError as exc:
+                raise AdapterProtocolError(f"not JSON: {line[:200]!r}") from exc
+            if not isinstance(message, dict):
+                raise AdapterProtocolError(f"not a JSON object: {line[:200]!r}")
+            return message
+
+    def close_stdin(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+
+    async def wait_exit(self) -> int | None:
+        assert self._exited is not None
+        await asyncio.shield(self._exited)
+        return self.exit_code
+
+    def _kill_group(self, sig: int) -> None:
+        try:
+            os.killpg(self._proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    async def stop(self) -> None:
+        """Close stdin, kill the process group if it is still running, wait for the reaper."""
+        assert self._exited is not None
+        self.close_stdin()
+        if not self._exited.done():
+            self.killed_by_us = True
+            self._kill_group(signal.SIGKILL)
+        try:
+            async with asyncio.timeout(EXIT_TIMEOUT_S):
+                await asyncio.shield(self._exited)
+        except TimeoutError:
+            log.error("adapter.subprocess.unreaped", pid=self._proc.pid)
+        self._kill_group(signal.SIGKILL)  # grandchildren left behind by an exited child
+        self._stderr_task.cancel()
+        await asyncio.gather(self._stderr_task, return_exceptions=True)
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def python_command(*args: str) -> list[str]:
+    """argv running this interpreter, for adapters written in Python."""
+    return [sys.executable, *args]
