@@ -153,8 +153,12 @@ async def _serve(adapter: LibraryAdapter, emit: Callable[[dict[str, Any]], None]
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Any] = asyncio.Queue()
     threading.Thread(target=_read_stdin, args=(loop, inbox), daemon=True, name="stdin").start()
-    start = _parse_start(*(await inbox.get()))
-    adapter.open(start)
+    where, message = await inbox.get()
+    start = _parse_start(where, message)
+    try:
+        adapter.open(start)
+    except Exception as exc:
+        _fail(where, f"cannot create the {adapter.name} client: {type(exc).__name__}: {exc}")
     emit({"type": "ready", "client": adapter.name, "version": adapter.version, "caps": adapter.caps})
     executor = ThreadPoolExecutor(max_workers=start.max_concurrency, thread_name_prefix="task")
     running: set[asyncio.Future[None]] = set()
