@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import types
 import typing
@@ -22,9 +23,29 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from fake_comfy.faults.spec import FaultSpec
 from harness import workflows
 
 SCHEMA_ID = "https://comfy-chaos.invalid/scenario.schema.json"
+
+
+class YamlLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans, so `on:` (the
+    fault trigger key) and `yes`/`no`/`off` stay strings instead of becoming True/False."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with `YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader
 
 
 class ScenarioError(ValueError):
@@ -69,23 +90,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FaultSpecPlaceholder(BaseModel):
-    """Stand-in for `fake_comfy.faults.spec.FaultSpec` until the fault layer provides it."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    kind: str = Field(description="Fault kind name, or 'toxic'")
-    probability: float = Field(1.0, ge=0, le=1)
-
-
-def _fault_spec_type() -> type[BaseModel]:
-    try:
-        from fake_comfy.faults.spec import FaultSpec
-    except ImportError:
-        return FaultSpecPlaceholder
-    return FaultSpec
-
-
-FaultSpec = _fault_spec_type()
 
 
 class MixEntry(_Model):
@@ -155,6 +159,9 @@ class Scenario(_Model):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict for the RunRecord; carries `source` (not a scenario field)."""
         data = self.model_dump(mode="json")
+        # Fault specs as written: a full dump of a Trigger does not validate again (its
+        # defaults count as given filters).
+        data["faults"] = [f.model_dump(mode="json", exclude_unset=True) for f in self.faults]
         data["source"] = self._source
         return data
 
@@ -216,7 +223,7 @@ def load_scenario(path: str | Path) -> Scenario:
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     """Validate YAML text as a scenario; `source` names it in errors; name defaults to its stem."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -368,7 +375,9 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{path}: expected {ctx.get('expected', 'one of the allowed values')}, got {got}"
     if kind in ("value_error", "assertion_error"):
         message = str(ctx.get("error", err["msg"]))
-        return f"{path}: {message}" if message.startswith("expected") else f"{path}: {message}, got {got}"
+        if "got " in message or isinstance(err.get("input"), (dict, list)):
+            return f"{path}: {message}"
+        return f"{path}: {message}, got {got}"
     if kind in _EXPECTED:
         return f"{path}: expected {_EXPECTED[kind]}, got {got}"
     return f"{path}: {err['msg']}, got {got}"
