@@ -4,15 +4,23 @@
 
 * a name registered in the entry-point group `comfy_chaos.clients` (`reference`,
   `seed`, `naive` are built in) — the value is a class, instantiated without arguments;
+* a name from `adapters/registry.toml` at the repository root — a subprocess client
+  (command, `scalable`, `requires` checked before start);
 * `cmd:<command line>` — a child process speaking JSON lines (docs/adapters.md);
-* `isolated:<name>` — a registered in-process adapter run in a child process through
-  `python -m harness.adapters.subprocess_host <name>`.
+* `py:<module>:<Class>` — an in-process adapter class that is not registered;
+* `isolated:<spec>` — an in-process adapter (a name or `py:...`) run in a child process
+  through `python -m harness.adapters.subprocess_host <spec>`.
 """
 from __future__ import annotations
 
+import shutil
 import sys
+import tomllib
 from importlib import import_module
 from importlib.metadata import entry_points
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
 
 from harness.adapters.base import AdapterSession, ClientAdapter, Task
 
@@ -28,8 +36,53 @@ _BUILTIN = {
 }
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = REPO_ROOT / "adapters" / "registry.toml"
+
+
 class AdapterError(Exception):
     """A `--client` value that names no adapter, or an adapter that cannot be loaded."""
+
+
+def subprocess_registry(path: Path = REGISTRY) -> dict[str, dict[str, Any]]:
+    """Named subprocess clients from `adapters/registry.toml` (empty if the file is absent)."""
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AdapterError(f"{path}: cannot read the adapter registry: {exc}") from exc
+
+
+def _missing(requirement: str, root: Path) -> str | None:
+    kind, _, what = requirement.partition(":")
+    if kind == "exe" and shutil.which(what) is None:
+        return f"executable {what!r} not on PATH"
+    if kind == "path" and not (root / what).exists():
+        return f"{root / what} does not exist"
+    if kind == "module" and find_spec(what) is None:
+        return f"Python module {what!r} not importable"
+    if kind not in ("exe", "path", "module"):
+        return f"unknown requirement {requirement!r}"
+    return None
+
+
+def _from_registry(name: str, entry: dict[str, Any], root: Path) -> Any:
+    from harness.adapters.subprocess import SubprocessAdapter
+
+    where = f"{REGISTRY}: [{name}]"
+    cmd = entry.get("cmd")
+    if not isinstance(cmd, list) or not cmd or not all(isinstance(part, str) for part in cmd):
+        raise AdapterError(f"{where}: cmd: expected a non-empty list of strings, got {cmd!r}")
+    problems = [p for p in (_missing(r, root) for r in entry.get("requires", [])) if p]
+    if problems:
+        install = entry.get("install")
+        hint = f"; install with: {install}" if install else ""
+        raise AdapterError(f"--client {name}: {'; '.join(problems)}{hint}")
+    argv = [sys.executable if part == "{python}" else part for part in cmd]
+    argv = [str(root / part) if not Path(part).is_absolute() and (root / part).exists() else part for part in argv]
+    return SubprocessAdapter(argv, name=name, scalable=bool(entry.get("scalable", True)))
 
 
 def registered() -> dict[str, str]:
@@ -48,14 +101,20 @@ def load_adapter(spec: str) -> ClientAdapter:
             raise AdapterError("--client cmd: needs a command line, e.g. 'cmd:python my_adapter.py'")
         return SubprocessAdapter.from_command(command, name=spec)
     if spec.startswith("isolated:"):
-        name = spec[len("isolated:"):]
-        if name not in registered():
-            raise AdapterError(f"--client {spec}: no adapter named {name!r} (known: {', '.join(sorted(registered()))})")
-        return SubprocessAdapter([sys.executable, "-m", "harness.adapters.subprocess_host", name], name=spec)
-    target = registered().get(spec)
+        inner = spec[len("isolated:"):]
+        if inner not in registered() and not inner.startswith("py:"):
+            raise AdapterError(
+                f"--client {spec}: no in-process adapter named {inner!r} (known: {', '.join(sorted(registered()))})"
+            )
+        return SubprocessAdapter([sys.executable, "-m", "harness.adapters.subprocess_host", inner], name=spec)
+    target = spec[len("py:"):] if spec.startswith("py:") else registered().get(spec)
     if target is None:
+        external = subprocess_registry()
+        if spec in external:
+            return _from_registry(spec, external[spec], REPO_ROOT)
+        known = sorted({*registered(), *external})
         raise AdapterError(
-            f"--client {spec!r}: unknown adapter (known: {', '.join(sorted(registered()))}; "
+            f"--client {spec!r}: unknown adapter (known: {', '.join(known)}; "
             "or use 'cmd:<command>' / 'isolated:<name>')"
         )
     module_name, _, attr = target.partition(":")

@@ -1,0 +1,525 @@
+"""Run one scenario with one client and record everything (Contract 7).
+
+Per run: start the fake server (ephemeral port) with the scenario's fault engine, put a
+Toxiproxy proxy in front of it, start one adapter per client instance pointed at the
+proxy, feed tasks when due (tagged per Contract 1), drive the time-triggered toxics,
+apply event-triggered toxics for the engine (`engine.external`), then "heal, then
+judge": once the faults are over and the server is idle (at the latest `grace` before
+the deadline), lift every fault, give the client `grace` to catch up, and stop at the
+judgement time or as soon as every task is reported. Teardown always runs, every step
+bounded, also on errors and cancellation (Ctrl-C).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+
+from harness.adapters import load_adapter
+from harness.adapters.base import AdapterSession, ClientAdapter, Task
+from harness.record import AdapterInfo, RunRecord
+from harness.scenario import Scenario
+from harness.schedule import plan_heal, time_triggered_end, timed_toxics, toxic_name
+
+__all__ = ["RunRecord", "RunError", "Harness", "run_scenario"]
+
+log = structlog.get_logger(__name__)
+
+STEP_TIMEOUT_S = 10.0  # start/stop of one part (server, proxy, toxic call)
+DONE_MARGIN_S = 3.0  # after judgement: time an adapter gets to finish on its own
+CANCEL_TIMEOUT_S = 10.0  # after cancelling an adapter: time to unwind (kills its process)
+WAKE_S = 0.1  # the judge loop re-checks at least this often (ledger state is polled)
+
+
+class RunError(Exception):
+    """The harness itself failed (not the client); `record` holds what was captured."""
+
+    def __init__(self, message: str, record: RunRecord) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+class Harness:
+    """One Toxiproxy backend shared by many runs: `async with Harness() as h: await h.run(...)`."""
+
+    def __init__(self, toxiproxy_url: str | None = None) -> None:
+        self._url = toxiproxy_url
+        self._backend: Any = None
+        self.backend_info: dict[str, Any] = {}
+
+    async def __aenter__(self) -> Harness:
+        from harness.toxiproxy import resolve_backend
+
+        if self._url is None:
+            self._backend = await resolve_backend()
+            self._url = self._backend.url
+            self.backend_info = _describe_backend(self._backend)
+        else:
+            self.backend_info = {"url": self._url, "kind": "given"}
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._backend is not None:
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self._backend.stop()
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("Harness used outside `async with`")
+        return self._url
+
+    async def run(
+        self, scenario: Scenario, client: str, *, seed: int | None = None, time_scale: float | None = None
+    ) -> RunRecord:
+        return await run_scenario(
+            scenario, client, toxiproxy_url=self.url, backend_info=self.backend_info, seed=seed, time_scale=time_scale
+        )
+
+
+def _describe_backend(backend: Any) -> dict[str, Any]:
+    describe = getattr(backend, "describe", None)
+    if callable(describe):
+        return dict(describe())
+    return {"url": backend.url, "kind": backend.kind}
+
+
+async def run_scenario(
+    scenario: Scenario,
+    client: str,
+    *,
+    toxiproxy_url: str,
+    backend_info: dict[str, Any] | None = None,
+    seed: int | None = None,
+    time_scale: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RunRecord:
+    """Run `scenario` with `client` (an adapter spec, see `harness.adapters.load_adapter`).
+
+    Raises `AdapterError` for an unknown client, `RunError` when the harness fails.
+    """
+    adapters = [load_adapter(client) for _ in range(scenario.clients)]
+    return await _Run(scenario, client, adapters, toxiproxy_url, backend_info or {}, seed, time_scale, clock).execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        scenario: Scenario,
+        client: str,
+        adapters: list[ClientAdapter],
+        toxiproxy_url: str,
+        backend_info: dict[str, Any],
+        seed: int | None,
+        time_scale: float | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.seed = scenario.seed if seed is None else seed
+        self.scenario = scenario if seed is None else scenario.model_copy(update={"seed": seed})
+        scalable = all(adapter.scalable for adapter in adapters)
+        self.time_scale = (time_scale or scenario.time_scale) if scalable else 1.0
+        self.adapters = adapters
+        self.clock = clock
+        self.toxiproxy_url = toxiproxy_url
+        self.plan = self.scenario.plan()
+        self.specs = list(self.scenario.faults)
+        self.record = RunRecord(
+            scenario=self.scenario.to_dict(),
+            client=client,
+            seed=self.seed,
+            time_scale=self.time_scale,
+            backend=dict(backend_info),
+            scheduled=list(range(len(self.specs))),
+            task_ids=[p.task_id for p in self.plan],
+            scenario_path=self.scenario.source,
+        )
+        self.log = log.bind(scenario=self.scenario.name, client=client, seed=self.seed)
+        self.changed = asyncio.Event()
+        self.reported: set[str] = set()
+        self.judged = False
+        self.sessions: list[AdapterSession] = []
+        self.adapter_tasks: list[asyncio.Task[None]] = []
+        self.background: set[asyncio.Task[Any]] = set()
+        self.toxic_log: list[dict[str, Any]] = []
+        self.active_toxics: dict[str, dict[str, Any]] = {}
+        self.toxic_lock = asyncio.Lock()
+        self.feeding_done = False
+        self.server: Any = None
+        self.engine: Any = None
+        self.ctl: Any = None
+        self.proxy_name = f"chaos-{uuid.uuid4().hex[:12]}"
+        self.proxy_created = False
+        self.t0 = 0.0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def execute(self) -> RunRecord:
+        self.log.info("runner.start", time_scale=self.time_scale, tasks=len(self.plan), faults=len(self.specs))
+        failure: BaseException | None = None
+        try:
+            base_url = await self._start()
+            await self._drive(base_url)
+        except Exception as exc:
+            failure = exc
+            self.record.error = f"{type(exc).__name__}: {exc}"
+            self.log.error("runner.failed", error=self.record.error, exc_info=True)
+        finally:
+            await self._teardown()
+        self.log.info("runner.end", reported=len(self.reported), tasks=len(self.plan), error=self.record.error)
+        if failure is not None:
+            raise RunError(f"{self.scenario.name} / {self.record.client} (seed {self.seed}): {failure}", self.record) from failure
+        return self.record
+
+    async def _start(self) -> str:
+        from fake_comfy import FakeComfy, FakeConfig
+        from harness.toxiproxy import ToxiproxyControl
+
+        if self.specs:
+            from fake_comfy.faults import FaultEngine, FaultSchedule
+
+            self.engine = FaultEngine(
+                FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale
+            )
+            self.engine.external = self._external_toxic
+        self.server = FakeComfy(FakeConfig(time_scale=self.time_scale, seed=self.seed), faults=self.engine)
+        self.server.events.subscribe(self._on_server_event)
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            await self.server.start(host="127.0.0.1", port=0)
+        self.ctl = ToxiproxyControl(self.toxiproxy_url, timeout=5.0)
+        upstream = self.server.base_url.removeprefix("http://")
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            proxy = await self.ctl.create_proxy(self.proxy_name, upstream=upstream)
+        self.proxy_created = True
+        return f"http://127.0.0.1:{proxy.listen_port}"
+
+    async def _drive(self, base_url: str) -> None:
+        scale = self.time_scale
+        deadline = self.scenario.deadline * scale
+        grace = self.scenario.grace * scale
+        faults_over_at = time_triggered_end(self.specs, scale)
+        self.t0 = self.record.t0 = self.clock()
+        for index, adapter in enumerate(self.adapters):
+            session = AdapterSession(
+                base_url=base_url,
+                time_scale=scale,
+                deadline_s=deadline,
+                max_concurrency=max(1, len(self.plan)),
+                client_index=index,
+                sink=self._sink,
+                clock=self.clock,
+                info=AdapterInfo(client_index=index),
+            )
+            self.sessions.append(session)
+            self.adapter_tasks.append(asyncio.create_task(self._run_adapter(adapter, session)))
+        self._spawn(self._feed())
+        self._spawn(self._timeline())
+        judge_at: float | None = None
+        while not self._all_reported():
+            now = self.clock() - self.t0
+            if judge_at is None:
+                heal = plan_heal(
+                    now=now,
+                    faults_over_at=faults_over_at,
+                    active_until=self._active_until(),
+                    server_quiet=self._server_quiet(),
+                    deadline=deadline,
+                    grace=grace,
+                )
+                if heal:
+                    await self._heal()
+                    healed = self.clock() - self.t0
+                    self.record.healed_at = self.t0 + healed
+                    judge_at = max(healed, min(healed + grace, deadline))
+                    continue
+                wake = min(WAKE_S, max(0.0, deadline - grace - now))
+            else:
+                if now >= judge_at:
+                    break
+                wake = min(WAKE_S, judge_at - now)
+            self.changed.clear()
+            try:
+                async with asyncio.timeout(wake):
+                    await self.changed.wait()
+            except TimeoutError:
+                pass
+        self.judged = True
+        self.record.t_end = self.clock()
+        self.log.info("runner.judge", t=round(self.record.t_end - self.t0, 3), all_reported=self._all_reported())
+
+    async def _teardown(self) -> None:
+        if not self.record.t_end:
+            self.record.t_end = self.clock()
+        self.judged = True
+        for session in self.sessions:
+            session.end()
+        if self.adapter_tasks:
+            _, pending = await asyncio.wait(self.adapter_tasks, timeout=DONE_MARGIN_S)
+            for task, session in zip(self.adapter_tasks, self.sessions):
+                if task in pending:
+                    session.info.hung = True
+                    task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=CANCEL_TIMEOUT_S)
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.wait(self.background, timeout=CANCEL_TIMEOUT_S)
+        await self._step("proxy.delete", self._delete_proxy())
+        if self.server is not None:
+            await self._step("server.stop", self.server.stop())
+            self.record.ledger = self.server.ledger.to_dict()
+        self._finish_record()
+
+    async def _step(self, what: str, awaitable: Any) -> None:
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await awaitable
+        except Exception as exc:  # teardown goes on; the failure is logged and noted
+            self.log.error("runner.teardown.failed", step=what, error=repr(exc))
+            self.record.error = self.record.error or f"teardown {what}: {exc!r}"
+
+    async def _delete_proxy(self) -> None:
+        if self.ctl is None:
+            return
+        try:
+            if self.proxy_created:
+                await self.ctl.delete_proxy(self.proxy_name)
+        finally:
+            await self.ctl.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("runner.background.failed", error=repr(task.exception()))
+            self.record.error = self.record.error or f"harness task failed: {task.exception()!r}"
+
+    # --- adapters and tasks ----------------------------------------------------------------
+
+    async def _run_adapter(self, adapter: ClientAdapter, session: AdapterSession) -> None:
+        try:
+            await adapter.run(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            session.info.stderr_tail = "".join(traceback.format_exception(exc))[-4096:]
+            session.crash(f"{type(exc).__name__}: {exc}")
+        self.changed.set()
+
+    def _sink(self, report: dict[str, Any]) -> None:
+        kind = report["type"]
+        if kind == "stats":
+            self._merge_stats(report["client_index"], report["counters"])
+            return
+        if self.judged and kind in ("submitted", "result", "note"):
+            return  # after judgement nothing the client says counts
+        self.record.reports.append(report)
+        if kind == "result" and report["task_id"] is not None:
+            self.reported.add(report["task_id"])
+        self.changed.set()
+
+    def _merge_stats(self, client_index: int, counters: dict[str, Any]) -> None:
+        stats = self.record.client_stats
+        per_client = stats.setdefault("per_client", {})
+        per_client.setdefault(str(client_index), {}).update(counters)
+        totals: dict[str, Any] = {}
+        for values in per_client.values():
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    totals[key] = totals.get(key, 0) + value
+        stats.update(totals)
+
+    async def _feed(self) -> None:
+        from fake_comfy.ledger import tag_workflow
+
+        for planned in sorted(self.plan, key=lambda p: (p.due, p.index)):
+            delay = self.t0 + planned.due * self.time_scale - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)  # a schedule, not synchronisation
+            workflow = tag_workflow(planned.workflow, planned.task_id)
+            self.sessions[planned.client_index].feed(Task(planned.task_id, workflow))
+        for session in self.sessions:
+            session.end()
+        self.feeding_done = True
+        self.changed.set()
+
+    def _all_reported(self) -> bool:
+        return len(self.reported) >= len(self.plan) and all(p.task_id in self.reported for p in self.plan)
+
+    def _server_quiet(self) -> bool:
+        """Every task fed, accepted by the server and finished there; nothing running."""
+        if not self.feeding_done or self.server is None:
+            return False
+        accepted: set[str] = set()
+        for prompt in self.server.ledger.prompts.values():
+            if prompt.outcome is None:
+                return False
+            if prompt.task_id is not None:
+                accepted.add(prompt.task_id)
+        return all(p.task_id in accepted for p in self.plan)
+
+    def _on_server_event(self, event: Any) -> None:
+        if event.kind in ("prompt_completed", "prompt_accepted"):
+            self.changed.set()
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def _active_until(self) -> float:
+        """Relative time when the last fired fault with a duration ends (0 if none)."""
+        until = 0.0
+        for entry in self.toxic_log:
+            end = entry.get("planned_end")
+            if end is not None and entry["t_end"] is None:
+                until = max(until, end - self.t0)
+        if self.server is not None:
+            for fault in self.server.ledger.faults:
+                index = _spec_index(fault)
+                if index is not None and 0 <= index < len(self.specs) and self.specs[index].duration:
+                    until = max(until, fault.t + self.specs[index].duration * self.time_scale - self.t0)
+        return until
+
+    async def _timeline(self) -> None:
+        """Apply and remove the time-triggered toxics on the clock."""
+        steps: list[tuple[float, int, Callable[[], Any]]] = []
+        for toxic in timed_toxics(self.specs, self.time_scale, self.seed):
+            spec = self.specs[toxic.spec_index]
+            steps.append((toxic.at, 1, lambda s=spec, i=toxic.spec_index, u=toxic.until: self._apply_toxic(i, s, u)))
+            if toxic.until is not None:
+                steps.append((toxic.until, 0, lambda n=toxic.name: self._remove_toxic(n)))
+        for at, _, action in sorted(steps, key=lambda step: (step[0], step[1])):
+            delay = self.t0 + at - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)  # a schedule, not synchronisation
+            await action()
+
+    async def _external_toxic(self, spec: Any) -> None:
+        """`engine.external`: an event-triggered toxic, in place when this returns."""
+        index = _index_of(spec, self.specs)
+        if index is not None and self.specs[index].when.at is not None:
+            return  # time-triggered toxics are the runner's (see _timeline)
+        until = None if spec.duration is None else self.clock() - self.t0 + spec.duration * self.time_scale
+        await self._apply_toxic(index, spec, until)
+        if until is not None:
+            name = toxic_name(index if index is not None else -1, spec)
+
+            async def remove_later() -> None:
+                await asyncio.sleep(max(0.0, self.t0 + until - self.clock()))  # the toxic's duration
+                await self._remove_toxic(name)
+
+            self._spawn(remove_later())
+
+    async def _apply_toxic(self, index: int | None, spec: Any, until: float | None) -> None:
+        toxic = spec.toxic
+        name = toxic_name(index if index is not None else -1, spec)
+        async with self.toxic_lock:
+            if self.judged or self.record.healed_at is not None or name in self.active_toxics:
+                return
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self.ctl.add_toxic(
+                    self.proxy_name, name, toxic.type, toxic.stream, dict(toxic.attributes), toxicity=toxic.toxicity
+                )
+            entry = {
+                "t": self.clock(),
+                "t_end": None,
+                "planned_end": None if until is None else self.t0 + until,
+                "kind": "toxic",
+                "spec_index": index,
+                "target": {"proxy": self.proxy_name, "stream": toxic.stream},
+                "detail": {"name": name, "type": toxic.type, "attributes": dict(toxic.attributes), "toxicity": toxic.toxicity},
+                "source": "toxiproxy",
+            }
+            self.toxic_log.append(entry)
+            self.active_toxics[name] = entry
+        self.log.info("fault.applied", kind="toxic", name=name, spec_index=index)
+        self.changed.set()
+
+    async def _remove_toxic(self, name: str) -> None:
+        async with self.toxic_lock:
+            entry = self.active_toxics.pop(name, None)
+            if entry is None:
+                return
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self.ctl.remove_toxic(self.proxy_name, name)
+            entry["t_end"] = self.clock()
+        self.log.info("fault.removed", kind="toxic", name=name)
+        self.changed.set()
+
+    async def _heal(self) -> None:
+        """Lift every fault: the engine's, every toxic, and a disabled proxy."""
+        self.log.info("runner.heal", t=round(self.clock() - self.t0, 3))
+        if self.engine is not None:
+            healed = self.engine.heal_all()
+            if inspect.isawaitable(healed):
+                async with asyncio.timeout(STEP_TIMEOUT_S):
+                    await healed
+        for name in list(self.active_toxics):
+            await self._remove_toxic(name)
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            await self.ctl.set_enabled(self.proxy_name, True)
+        self.record.healed_at = self.clock()
+
+    # --- the record ------------------------------------------------------------------------
+
+    def _finish_record(self) -> None:
+        record = self.record
+        server_faults = []
+        for fault in record.ledger.get("faults", []):
+            index = fault.get("spec_index", (fault.get("detail") or {}).get("spec_index"))
+            duration = self.specs[index].duration if isinstance(index, int) and 0 <= index < len(self.specs) else None
+            server_faults.append(
+                {
+                    "t": fault["t"],
+                    "t_end": fault["t"] + duration * self.time_scale if duration else fault["t"],
+                    "kind": fault["kind"],
+                    "spec_index": index,
+                    "target": fault.get("target"),
+                    "detail": fault.get("detail"),
+                    "source": "server",
+                }
+            )
+        toxics = [{k: v for k, v in entry.items() if k != "planned_end"} for entry in self.toxic_log]
+        for entry in toxics:
+            if entry["t_end"] is None:
+                entry["t_end"] = record.t_end
+        record.fault_log = sorted(server_faults + toxics, key=lambda entry: entry["t"])
+        record.fired = sorted({e["spec_index"] for e in record.fault_log if isinstance(e["spec_index"], int)})
+        infos = [session.info for session in self.sessions]
+        cpu = [info.cpu_s for info in infos if info.cpu_s is not None]
+        codes = [info.exit_code for info in infos if info.exit_code is not None]
+        record.adapter = {
+            "exit_code": next((code for code in codes if code != 0), codes[0] if codes else None),
+            "crashed": any(info.crashed for info in infos),
+            "hung": any(info.hung for info in infos),
+            "cpu_s": sum(cpu) if cpu else None,
+            "stderr_tail": "\n".join(info.stderr_tail for info in infos if info.stderr_tail)[-4096:],
+            "instances": [asdict(info) for info in infos],
+        }
+
+
+def _spec_index(fault: Any) -> int | None:
+    index = getattr(fault, "spec_index", None)
+    if index is None:
+        detail = getattr(fault, "detail", None) or {}
+        index = detail.get("spec_index")
+    return index if isinstance(index, int) else None
+
+
+def _index_of(spec: Any, specs: list[Any]) -> int | None:
+    for index, candidate in enumerate(specs):
+        if candidate is spec:
+            return index
+    for index, candidate in enumerate(specs):
+        if candidate == spec:
+            return index
+    return None
