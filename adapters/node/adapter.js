@@ -12,7 +12,12 @@ const { version } = require('./package.json');
 // Request/connect timeout of the example client at time_scale 1.0.
 const REQUEST_TIMEOUT_S = 30;
 
+let doneSent = false;
+
+/** Write one JSON line; nothing after `done` (tasks still running at the deadline). */
 function emit(message) {
+  if (doneSent) return;
+  if (message.type === 'done') doneSent = true;
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 

@@ -75,12 +75,18 @@ class LibraryAdapter(Protocol):
 
 
 class _Emitter:
+    """Writes JSON lines from any thread; drops what library threads report after `done`."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._done = False
 
     def __call__(self, message: dict[str, Any]) -> None:
         line = json.dumps(message) + "\n"
         with self._lock:
+            if self._done:
+                return
+            self._done = message["type"] == "done"
             sys.stdout.write(line)
             sys.stdout.flush()
 
