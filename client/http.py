@@ -1,0 +1,83 @@
+"""Thin aiohttp wrapper for the few ComfyUI endpoints the client uses; every call bounded."""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+
+from client.stats import ClientStats
+
+log = structlog.get_logger(__name__)
+
+
+class HttpFailure(Exception):
+    """A request that produced no usable JSON answer (network error, timeout, non-200, bad body)."""
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: int | None  # None: no HTTP reply was read
+    body: Any  # parsed JSON, else the text, else None
+    sent: bool  # False only when the TCP connection could not be opened
+    error: str | None = None
+
+
+class ComfyHttp:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, stats: ClientStats, timeout: float) -> None:
+        self._session = session
+        self.base_url = base_url.rstrip("/")
+        self._stats = stats
+        self._timeout = timeout
+
+    async def get_json(self, path: str) -> Any:
+        """GET `path` and return its JSON body; raises HttpFailure on anything else."""
+        self._stats.http_requests += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._session.get(self.base_url + path) as resp:
+                    raw = await resp.read()
+                    if resp.status != 200:
+                        raise HttpFailure(f"GET {path}: HTTP {resp.status}")
+        except HttpFailure:
+            self._stats.http_failures += 1
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self._stats.http_failures += 1
+            raise HttpFailure(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            self._stats.http_failures += 1
+            raise HttpFailure(f"GET {path}: body is not JSON ({len(raw)} bytes)") from exc
+
+    async def get_history(self, prompt_id: str) -> Any:
+        return await self.get_json(f"/history/{prompt_id}")
+
+    async def get_queue(self) -> Any:
+        return await self.get_json("/queue")
+
+    async def post_prompt(self, body: dict[str, Any]) -> PostResult:
+        """POST /prompt once; never raises for network trouble (the caller classifies the result)."""
+        self._stats.http_requests += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._session.post(self.base_url + "/prompt", json=body) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+        except aiohttp.ClientConnectorError as exc:
+            self._stats.http_failures += 1
+            return PostResult(None, None, sent=False, error=f"{type(exc).__name__}: {exc}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self._stats.http_failures += 1
+            return PostResult(None, None, sent=True, error=f"{type(exc).__name__}: {exc}")
+        try:
+            parsed: Any = json.loads(raw)
+        except (ValueError, RecursionError):
+            parsed = raw.decode("utf-8", errors="replace")
+        if status != 200:
+            self._stats.http_failures += 1
+        return PostResult(status, parsed, sent=True)
