@@ -144,6 +144,7 @@ class _Held:
     sends: tuple[Send, ...]
     after: int
     deadline: float | None
+    message_index: int | None = None
     released_after: list[str] = field(default_factory=list)
 
 
@@ -218,6 +219,8 @@ class FaultEngine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._t0: float | None = None
+        self._last_message: tuple[str | None, int | None] = (None, None)
+        self._current_index: int | None = None
         self._frame_watch = [s for s in self._states if s.spec.when.on in ("message", "frame")]
         self._event_watch = [s for s in self._states if s.spec.when.on in EVENT_TRIGGERS.values()]
         self._connect_watch = [s for s in self._states if s.spec.when.on in ("connect", "reconnect")]
@@ -297,7 +300,27 @@ class FaultEngine:
     # ---- hook: frames ------------------------------------------------------------------
 
     async def on_ws_frame(self, conn: WsConn, frame: OutFrame) -> FrameFate:
-        """Decide and perform the send(s) for one outgoing frame."""
+        """Decide and perform the send(s) for one outgoing frame.
+
+        Returns its fate; the fault's name is also written to the frame's ledger message
+        record (found via the transport's preceding `message` event).
+        """
+        prompt_id, index = self._last_message
+        self._last_message = (None, None)
+        if prompt_id != frame.prompt_id:
+            index = None
+        self._current_index = index
+        fate = await self._on_ws_frame(conn, frame)
+        if fate.fault is not None and index is not None:
+            self._mark_message(frame.prompt_id, index, fault=fate.fault)
+        return fate
+
+    def _mark_message(self, prompt_id: str | None, index: int, **changes: Any) -> None:
+        mark = getattr(getattr(self._server, "ledger", None), "mark_message", None)
+        if mark is not None and prompt_id is not None:
+            mark(prompt_id, index, **changes)
+
+    async def _on_ws_frame(self, conn: WsConn, frame: OutFrame) -> FrameFate:
         if self._gate is not None and not self._gate.is_set():
             await self._wait_gate()
         now = self.clock()
@@ -359,7 +382,7 @@ class FaultEngine:
                     self._spawn(self._release_later(conn, deadline), f"fault-hold-{state.index}")
                 after = params.after if state.kind == "reorder" else 1
                 self._held.setdefault(conn.conn_id, []).append(
-                    _Held(state, frame, _original(frame), after, deadline)
+                    _Held(state, frame, _original(frame), after, deadline, self._current_index)
                 )
                 return FrameFate(True, state.kind)
             if state.kind == "delay":
@@ -393,14 +416,15 @@ class FaultEngine:
                 await self._release(conn, held, now, reason="after")
 
     async def _release(self, conn: WsConn, held: _Held, now: float, reason: str) -> None:
-        if held.state.kind == "concat":
-            await _send(conn, held.sends)
-            self._record(now, "concat", held.state.index, conn, held.frame,
-                         {"with": None, "released": reason}, _sends_payload(held.sends))
-            return
         await _send(conn, held.sends)
-        self._record(now, "reorder", held.state.index, conn, held.frame,
-                     {"after": held.released_after, "released": reason}, _sends_payload(held.sends))
+        if held.message_index is not None:
+            self._mark_message(held.frame.prompt_id, held.message_index, delivered=True)
+        if held.state.kind == "concat":
+            detail: dict[str, Any] = {"with": None, "released": reason}
+        else:
+            detail = {"after": held.released_after, "released": reason}
+        self._record(now, held.state.kind, held.state.index, conn, held.frame, detail,
+                     _sends_payload(held.sends))
 
     async def _release_later(self, conn: WsConn, deadline: float) -> None:
         await asyncio.sleep(max(0.0, deadline - self.clock()))
@@ -457,6 +481,10 @@ class FaultEngine:
 
     def on_event(self, event: ServerEvent) -> None:
         """Event triggers; also tracks disconnects and completions (history_lag)."""
+        if event.kind == "message":
+            # Emitted by the transport right before on_ws_frame for the same frame.
+            self._last_message = (event.prompt_id, event.detail.get("message_index"))
+            return
         if event.kind == "ws_disconnected":
             conn_id = event.detail.get("conn_id")
             if conn_id is not None:

@@ -1,10 +1,11 @@
 """An in-memory `WsConn` and a recorded ComfyUI frame stream, for engine tests without a server."""
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fake_comfy.wire import OutFrame
 
@@ -58,9 +59,18 @@ class MemServer:
     def __init__(self) -> None:
         self.ledger = MemLedger()
         self.restarts: list[bool] = []
+        self.restarted = asyncio.Event()
 
     async def restart(self, keep_history: bool = False) -> None:
         self.restarts.append(keep_history)
+        self.restarted.set()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Yield to the loop until `condition()` holds (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0)
 
 
 def recorded_frames(name: str = "02-success.jsonl", conn: str = "A", task_id: str = "t0") -> list[OutFrame]:
