@@ -1,0 +1,71 @@
+"""`comfy-chaos serve`: run the fake ComfyUI server in the foreground until Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+
+from fake_comfy.config import FakeConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comfy-chaos serve", description="Run the fake ComfyUI server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8188, help="0 = ephemeral")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every node duration")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--faults", metavar="FILE", help="fault schedule (YAML), see docs/architecture.md Contract 3")
+    return parser
+
+
+async def _serve(config: FakeConfig, host: str, port: int, faults_file: str | None) -> int:
+    from fake_comfy.server import FakeComfy
+
+    faults = None
+    if faults_file is not None:
+        try:
+            from fake_comfy.faults import FaultEngine, load_schedule
+        except ImportError as exc:
+            print(f"comfy-chaos serve: --faults needs fake_comfy.faults, which is not available: {exc}", file=sys.stderr)
+            return 3
+        schedule = load_schedule(faults_file)
+        faults = FaultEngine(schedule, seed=config.seed, clock=time.monotonic, time_scale=config.time_scale or 1.0)
+    server = FakeComfy(config, faults=faults)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await server.start(host=host, port=port)
+    try:
+        print(f"fake ComfyUI listening on {server.base_url} (time_scale={config.time_scale}, seed={config.seed})", flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = FakeConfig(time_scale=args.time_scale, seed=args.seed)
+    except ValueError as exc:
+        print(f"comfy-chaos serve: {exc}", file=sys.stderr)
+        return 3
+    try:
+        return asyncio.run(_serve(config, args.host, args.port, args.faults))
+    except OSError as exc:
+        print(f"comfy-chaos serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bad --faults file: say which and why
+        if type(exc).__name__ == "FaultConfigError":
+            print(f"comfy-chaos serve: {exc}", file=sys.stderr)
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,27 @@
+"""Configuration of the fake ComfyUI server."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FakeConfig:
+    """`time_scale` multiplies every node duration (0 → run as fast as possible)."""
+
+    time_scale: float = 1.0
+    seed: int = 0
+    max_upload_size_mb: int = 100  # ComfyUI --max-upload-size; request body cap and feature flag
+    history_size: int = 10000  # ComfyUI MAXIMUM_HISTORY_SIZE
+    origin_check: bool = True  # ComfyUI's loopback Origin/Host check (off with --enable-cors-header)
+
+    def __post_init__(self) -> None:
+        if not self.time_scale >= 0:
+            raise ValueError(f"FakeConfig.time_scale must be >= 0, got {self.time_scale!r}")
+        if self.max_upload_size_mb <= 0:
+            raise ValueError(f"FakeConfig.max_upload_size_mb must be > 0, got {self.max_upload_size_mb!r}")
+        if self.history_size <= 0:
+            raise ValueError(f"FakeConfig.history_size must be > 0, got {self.history_size!r}")
+
+    @property
+    def max_upload_size(self) -> int:
+        return self.max_upload_size_mb * 1024 * 1024

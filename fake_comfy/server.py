@@ -1,0 +1,601 @@
+"""aiohttp transport for the fake ComfyUI: HTTP routes, WebSocket sessions, executor driver.
+
+Thin layer over `ComfyCore`: it parses requests, feeds the core, sends the frames the core
+returns (through the fault layer when one is attached), writes output files, and advances
+the executor on scaled asyncio timers.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from fake_comfy.config import FakeConfig
+from fake_comfy.core import ComfyCore
+from fake_comfy.events import EventBus, ServerEvent
+from fake_comfy.ledger import Ledger
+from fake_comfy.nodes import NODE_CLASSES, OutputFile
+from fake_comfy.wire import OutFrame
+
+if TYPE_CHECKING:
+    from fake_comfy.faults import FaultEngine
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FOLDERS = ("output", "input", "temp")
+MODEL_FOLDERS = [
+    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
+    "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models",
+    "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders",
+]  # fmt: skip
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: Request key where the fault layer may name the HTTP fault it applied (copied into the ledger).
+HTTP_FAULT_KEY = "chaos_fault"
+
+
+class Conn:
+    """One accepted WebSocket (implements `fake_comfy.wire.WsConn`)."""
+
+    def __init__(self, conn_id: int, sid: str, reconnect_index: int, ws: web.WebSocketResponse) -> None:
+        self.conn_id = conn_id
+        self.sid = sid
+        self.reconnect_index = reconnect_index
+        self.ws = ws
+        self.frames_sent = 0
+        self.first_message = True
+        self.silent = False
+
+    def set_silent(self, silent: bool) -> None:
+        """While silent, sends are swallowed: the socket stays open but nothing reaches the client."""
+        self.silent = silent
+
+    async def send_text(self, text: str) -> None:
+        if not self.silent:
+            await self.ws.send_str(text)
+            self.frames_sent += 1
+
+    async def send_bytes(self, data: bytes) -> None:
+        if not self.silent:
+            await self.ws.send_bytes(data)
+            self.frames_sent += 1
+
+    async def send_raw_text_frame(self, payload: bytes) -> None:
+        if not self.silent:
+            await self.ws.send_frame(payload, WSMsgType.TEXT)
+            self.frames_sent += 1
+
+    async def close(self, code: int = 1000) -> None:
+        await self.ws.close(code=code)
+
+    def abort(self) -> None:
+        transport = self.ws._req.transport if self.ws._req is not None else None  # noqa: SLF001
+        if transport is not None:
+            transport.abort()
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def _bad_json(where: str, error: Exception) -> web.Response:
+    """Deliberate difference: ComfyUI answers 500 text here (docs/fake_comfy.md)."""
+    body = {
+        "error": {"type": "invalid_json", "message": f"Request body of {where} is not valid JSON", "details": str(error), "extra_info": {}},
+        "node_errors": {},
+    }
+    return _json(body, 400)
+
+
+class FakeComfy:
+    """A fake ComfyUI server (docs/architecture.md Contract 2)."""
+
+    def __init__(self, config: FakeConfig | None = None, faults: FaultEngine | None = None) -> None:
+        self.config = config or FakeConfig()
+        self.faults = faults
+        self.ledger = Ledger()
+        self.events = EventBus()
+        self.root = tempfile.mkdtemp(prefix="fake_comfy_")
+        for folder in FOLDERS:
+            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+        self.core = ComfyCore(
+            clock=time.monotonic,
+            wall_ms=lambda: int(time.time() * 1000),
+            ledger=self.ledger,
+            events=self.events,
+            seed=self.config.seed,
+            output_dir=os.path.join(self.root, "output"),
+            max_upload_size=self.config.max_upload_size,
+            history_size=self.config.history_size,
+        )
+        self.conns: dict[int, Conn] = {}
+        self._next_conn_id = 0
+        self._connects_per_sid: dict[str, int] = {}
+        self._outbox: asyncio.Queue[OutFrame] | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.app = self._make_app()
+        if faults is not None:
+            faults.bind(self)
+            self.events.subscribe(faults.on_event)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, host, port)
+        await self._site.start()
+        server = self._site._server  # noqa: SLF001 - the bound port when port=0
+        assert server is not None and server.sockets
+        self.host, self.port = host, server.sockets[0].getsockname()[1]
+        self._start_tasks()
+        if self.faults is not None:
+            await self.faults.start()
+        log.info("fake_comfy.started", url=self.base_url, time_scale=self.config.time_scale, seed=self.config.seed)
+
+    def _start_tasks(self) -> None:
+        self._outbox = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._executor(), name="fake_comfy.executor"),
+            asyncio.create_task(self._publisher(), name="fake_comfy.publisher"),
+        ]
+
+    async def _stop_tasks(self) -> None:
+        if asyncio.current_task() in self._tasks:
+            raise RuntimeError("FakeComfy.restart/stop must not be awaited from the server's own tasks; spawn a task")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+
+    async def stop(self) -> None:
+        """Stop serving: abort every socket, cancel the executor, remove the file tree."""
+        if self.faults is not None:
+            await self.faults.stop()
+        await self._stop_tasks()
+        self._abort_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        shutil.rmtree(self.root, ignore_errors=True)
+        log.info("fake_comfy.stopped", url=self.base_url)
+
+    async def restart(self, keep_history: bool = False) -> None:
+        """Simulated process restart: sockets dropped, queue and running prompt lost, counter reset."""
+        await self._stop_tasks()
+        self._abort_all()
+        self.core.reset(keep_history=keep_history)
+        shutil.rmtree(os.path.join(self.root, "temp"), ignore_errors=True)
+        os.makedirs(os.path.join(self.root, "temp"), exist_ok=True)
+        self._start_tasks()
+        log.info("fake_comfy.restarted", keep_history=keep_history)
+
+    def _abort_all(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.conns.values()):
+            conn.abort()
+            self.ledger.record_connection(now, conn.sid, "abort", conn.conn_id)
+        self.conns.clear()
+
+    # ------------------------------------------------------------------ frames
+    def _enqueue(self, frames: list[OutFrame]) -> None:
+        assert self._outbox is not None
+        for frame in frames:
+            self._outbox.put_nowait(frame)
+
+    async def _publisher(self) -> None:
+        assert self._outbox is not None
+        while True:
+            frame = await self._outbox.get()
+            await self.send_frame(frame)
+
+    async def send_frame(self, frame: OutFrame) -> None:
+        """Send one frame to the socket currently registered for `frame.sid` (if any)."""
+        conn_id = self.core.sockets.get(frame.sid) if frame.sid is not None else None
+        conn = self.conns.get(conn_id) if conn_id is not None else None
+        await self._send_to(conn, frame)
+
+    async def _send_to(self, conn: Conn | None, frame: OutFrame) -> None:
+        now = time.monotonic()
+        index = None
+        if frame.prompt_id is not None:
+            index = self.ledger.record_message(frame.prompt_id, now, frame.sid, frame.message_type, False)
+        self.events.emit(
+            ServerEvent(
+                "message",
+                now,
+                prompt_id=frame.prompt_id,
+                task_id=frame.task_id,
+                client_id=frame.sid,
+                node=frame.node,
+                message_type=frame.message_type,
+                detail={"conn_id": conn.conn_id if conn else None, "message_index": index},
+            )
+        )
+        if conn is None:
+            return
+        before = conn.frames_sent
+        fate = None
+        try:
+            if self.faults is not None:
+                fate = await self.faults.on_ws_frame(conn, frame)
+            elif frame.text is not None:
+                await conn.send_text(frame.text)
+            else:
+                assert frame.data is not None
+                await conn.send_bytes(frame.data)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("fake_comfy.ws.send_failed", sid=conn.sid, conn_id=conn.conn_id, error=str(exc))
+        if index is not None:
+            delivered = getattr(fate, "delivered", None)
+            if delivered is None:
+                delivered = conn.frames_sent > before
+            self.ledger.mark_message(frame.prompt_id, index, delivered=delivered)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ executor driver
+    async def _executor(self) -> None:
+        assert self._wake is not None
+        scale = self.config.time_scale
+        while True:
+            step = self.core.advance()
+            for file in step.files:
+                self._write(file)
+            self._enqueue(step.frames)
+            if step.delay is None:
+                self._wake.clear()
+                await self._wake.wait()
+            else:
+                await asyncio.sleep(step.delay * scale)
+
+    def _write(self, file: OutputFile) -> None:
+        folder = os.path.join(self.root, file.folder, file.subfolder)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, file.filename), "wb") as fh:
+            fh.write(file.data)
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # ------------------------------------------------------------------ app
+    def _make_app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=self.config.max_upload_size,
+            middlewares=[self._record_middleware, self._fault_middleware, self._origin_middleware],
+        )
+        routes: list[tuple[str, str, Handler]] = [
+            ("GET", "/ws", self._ws),
+            ("GET", "/prompt", self._get_prompt),
+            ("POST", "/prompt", self._post_prompt),
+            ("GET", "/queue", self._get_queue),
+            ("POST", "/queue", self._post_queue),
+            ("POST", "/interrupt", self._post_interrupt),
+            ("GET", "/history", self._get_history),
+            ("GET", "/history/{prompt_id}", self._get_history_item),
+            ("POST", "/history", self._post_history),
+            ("GET", "/view", self._view),
+            ("POST", "/upload/image", self._upload_image),
+            ("GET", "/system_stats", self._system_stats),
+            ("GET", "/object_info", self._object_info),
+            ("GET", "/object_info/{node_class}", self._object_info_one),
+            ("GET", "/embeddings", self._embeddings),
+            ("GET", "/models", self._models),
+            ("GET", "/models/{folder}", self._models_folder),
+            ("GET", "/features", self._features),
+            ("GET", "/extensions", self._extensions),
+            ("POST", "/free", self._free),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+            app.router.add_route(method, "/api" + path, handler)
+        app.router.add_route("GET", "/", self._index)
+        app.router.add_route("*", "/api/{tail:.*}", self._api_not_found)
+        return app
+
+    @web.middleware
+    async def _record_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            now = time.monotonic()
+            fault = request.get(HTTP_FAULT_KEY)
+            self.ledger.record_http(now, request.method, request.path_qs, status, fault)
+            self.events.emit(
+                ServerEvent("http_request", now, detail={"method": request.method, "path": request.path_qs, "status": status})
+            )
+
+    @web.middleware
+    async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.faults is None:
+            return await handler(request)
+        return await self.faults.on_http(request, handler)
+
+    @web.middleware
+    async def _origin_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """ComfyUI's loopback Origin check; OPTIONS answered 200 empty without reaching a handler."""
+        if request.method == "OPTIONS":
+            return web.Response()
+        if self.config.origin_check and "Host" in request.headers and "Origin" in request.headers:
+            host = request.headers["Host"]
+            origin = request.headers["Origin"]
+            host_name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            origin_host = origin.split("://", 1)[-1].rstrip("/")
+            if host_name in LOOPBACK and origin_host != host:
+                return web.Response(status=403)
+        return await handler(request)
+
+    async def _read_json(self, request: web.Request) -> Any:
+        return await request.json()
+
+    # ------------------------------------------------------------------ websocket
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        sid = request.query.get("clientId", "") or self.core.new_sid()
+        self._next_conn_id += 1
+        conn_id = self._next_conn_id
+        reconnect_index = self._connects_per_sid.get(sid, 0)
+        ws = web.WebSocketResponse()
+        conn = Conn(conn_id, sid, reconnect_index, ws)
+        now = time.monotonic()
+        if self.faults is not None and not self.faults.on_ws_connect(conn):
+            self.ledger.record_connection(now, sid, "refused", conn_id)
+            return web.Response(status=503, text="503: Service Unavailable")
+        await ws.prepare(request)
+        self._connects_per_sid[sid] = reconnect_index + 1
+        previous = self.core.sockets.get(sid)
+        if previous is not None:
+            self.ledger.record_connection(now, sid, "replaced", previous)
+        self.conns[conn_id] = conn
+        self.ledger.record_connection(now, sid, "open", conn_id)
+        self.events.emit(ServerEvent("ws_connected", now, client_id=sid, detail={"conn_id": conn_id, "reconnect_index": reconnect_index}))
+        try:
+            for frame in self.core.connect(conn_id, sid):
+                await self._send_to(conn, frame)
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    frames, conn.first_message = self.core.client_text(sid, msg.data, conn.first_message)
+                    for frame in frames:
+                        await self._send_to(conn, frame)
+        finally:
+            now = time.monotonic()
+            forgotten = self.core.disconnect(sid)
+            self.conns.pop(conn_id, None)
+            self.ledger.record_connection(now, sid, "close", conn_id)
+            if forgotten is not None and forgotten != conn_id and forgotten in self.conns:
+                self.ledger.record_connection(now, sid, "orphaned", forgotten)
+            self.events.emit(ServerEvent("ws_disconnected", now, client_id=sid, detail={"conn_id": conn_id}))
+        return ws
+
+    # ------------------------------------------------------------------ prompt / queue
+    async def _get_prompt(self, request: web.Request) -> web.Response:
+        return _json(self.core.queue_info())
+
+    async def _post_prompt(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_json(request)
+        except ValueError as exc:
+            return _bad_json("POST /prompt", exc)
+        result = self.core.submit(body)
+        self._enqueue(result.frames)
+        if result.status == 200:
+            self._kick()
+        return _json(result.body, result.status)
+
+    async def _get_queue(self, request: web.Request) -> web.Response:
+        return _json(self.core.queue_view())
+
+    async def _post_queue(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_json(request)
+        except ValueError as exc:
+            return _bad_json("POST /queue", exc)
+        if isinstance(body, dict):
+            if body.get("clear"):
+                self._enqueue(self.core.clear_pending())
+            delete = body.get("delete")
+            if isinstance(delete, list):
+                for prompt_id in delete:
+                    self._enqueue(self.core.delete_pending(str(prompt_id)))
+        return web.Response(status=200)
+
+    async def _post_interrupt(self, request: web.Request) -> web.Response:
+        prompt_id = None
+        try:
+            body = await self._read_json(request)
+            if isinstance(body, dict) and body.get("prompt_id") is not None:
+                prompt_id = str(body["prompt_id"])
+        except ValueError:
+            pass
+        self.core.interrupt(prompt_id)
+        return web.Response(status=200)
+
+    async def _free(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_json(request)
+        except ValueError as exc:
+            return _bad_json("POST /free", exc)
+        if isinstance(body, dict):
+            self.core.request_free(bool(body.get("free_memory")), bool(body.get("unload_models")))
+        return web.Response(status=200)
+
+    # ------------------------------------------------------------------ history
+    async def _get_history(self, request: web.Request) -> web.Response:
+        try:
+            max_items = int(request.query["max_items"]) if "max_items" in request.query else None
+            offset = int(request.query["offset"]) if "offset" in request.query else -1
+        except ValueError as exc:
+            body = {"error": {"type": "invalid_query", "message": "max_items and offset must be integers", "details": str(exc), "extra_info": {}}}
+            return _json(body, 400)
+        return _json(self.core.get_history(max_items=max_items, offset=offset))
+
+    async def _get_history_item(self, request: web.Request) -> web.Response:
+        return _json(self.core.get_history(request.match_info["prompt_id"]))
+
+    async def _post_history(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_json(request)
+        except ValueError as exc:
+            return _bad_json("POST /history", exc)
+        if isinstance(body, dict):
+            if body.get("clear"):
+                self.core.clear_history()
+            delete = body.get("delete")
+            if isinstance(delete, list):
+                for prompt_id in delete:
+                    self.core.delete_history(str(prompt_id))
+        return web.Response(status=200)
+
+    # ------------------------------------------------------------------ files
+    async def _view(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        if "filename" not in query:
+            return web.Response(status=404)
+        filename = query["filename"]
+        if not filename:
+            return web.Response(status=400)
+        if filename[0] == "/" or ".." in filename:
+            return web.Response(status=400)
+        kind = query.get("type", "output")
+        if kind not in FOLDERS:
+            return web.Response(status=400)
+        base = os.path.join(self.root, kind)
+        folder = base
+        if "subfolder" in query:
+            folder = os.path.join(base, query["subfolder"])
+            if os.path.commonpath((os.path.abspath(folder), base)) != base:
+                return web.Response(status=403)
+        filename = os.path.basename(filename)
+        path = os.path.join(folder, filename)
+        if not os.path.isfile(path):
+            return web.Response(status=404)
+        return web.FileResponse(path, headers={"Content-Disposition": f'filename="{filename}"'})
+
+    async def _upload_image(self, request: web.Request) -> web.Response:
+        try:
+            post = await request.post()
+        except ValueError as exc:
+            return _json({"error": {"type": "invalid_form", "message": "expected multipart/form-data", "details": str(exc), "extra_info": {}}}, 400)
+        image = post.get("image")
+        if not isinstance(image, web.FileField) or not image.filename:
+            return web.Response(status=400)
+        kind = str(post.get("type", "input")) or "input"
+        if kind not in FOLDERS:
+            kind = "input"
+        subfolder = str(post.get("subfolder", ""))
+        base = os.path.join(self.root, kind)
+        folder = os.path.join(base, subfolder)
+        if os.path.commonpath((os.path.abspath(folder), base)) != base:
+            return web.Response(status=400)
+        os.makedirs(folder, exist_ok=True)
+        filename = os.path.basename(image.filename)
+        stem, ext = os.path.splitext(filename)
+        overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")
+        data = image.file.read()
+        i = 1
+        while not overwrite and os.path.exists(os.path.join(folder, filename)):
+            with open(os.path.join(folder, filename), "rb") as fh:
+                if fh.read() == data:
+                    break
+            filename = f"{stem} ({i}){ext}"
+            i += 1
+        with open(os.path.join(folder, filename), "wb") as fh:
+            fh.write(data)
+        return _json({"name": filename, "subfolder": subfolder, "type": kind})
+
+    # ------------------------------------------------------------------ static info
+    async def _system_stats(self, request: web.Request) -> web.Response:
+        ram = 8 * 1024**3
+        body = {
+            "system": {
+                "os": "posix",
+                "ram_total": ram,
+                "ram_free": ram // 2,
+                "comfyui_version": "0.3.64",
+                "required_frontend_version": "1.27.10",
+                "installed_templates_version": "0.1.95",
+                "required_templates_version": "0.1.95",
+                "python_version": "3.11.7 (fake_comfy)",
+                "pytorch_version": "2.14.1+cpu",
+                "embedded_python": False,
+                "argv": ["main.py", "--cpu", "--listen", self.host, "--port", str(self.port)],
+            },
+            "devices": [
+                {
+                    "name": "cpu",
+                    "type": "cpu",
+                    "index": None,
+                    "vram_total": ram,
+                    "vram_free": ram // 2,
+                    "torch_vram_total": ram,
+                    "torch_vram_free": ram // 2,
+                }
+            ],
+        }
+        return _json(body)
+
+    async def _object_info(self, request: web.Request) -> web.Response:
+        return _json({name: cls.info for name, cls in NODE_CLASSES.items()})
+
+    async def _object_info_one(self, request: web.Request) -> web.Response:
+        name = request.match_info["node_class"]
+        cls = NODE_CLASSES.get(name)
+        return _json({name: cls.info} if cls is not None else {})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        return _json([])
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return _json(MODEL_FOLDERS)
+
+    async def _models_folder(self, request: web.Request) -> web.Response:
+        if request.match_info["folder"] not in MODEL_FOLDERS:
+            return web.Response(status=404)
+        return _json([])
+
+    async def _features(self, request: web.Request) -> web.Response:
+        return _json(self.core.server_features())
+
+    async def _extensions(self, request: web.Request) -> web.Response:
+        return _json([])
+
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text="<!doctype html><title>ComfyUI</title><p>fake_comfy</p>",
+            content_type="text/html",
+            headers={"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "0"},
+        )
+
+    async def _api_not_found(self, request: web.Request) -> web.StreamResponse:
+        """ComfyUI's unknown /api/... reply: 404, empty chunked body, application/octet-stream."""
+        response = web.StreamResponse(status=404, headers={"Content-Type": "application/octet-stream"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+
+
+__all__ = ["FakeComfy", "FakeConfig", "Conn", "HTTP_FAULT_KEY"]
