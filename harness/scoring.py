@@ -275,8 +275,9 @@ class _Scoring:
         target = fault.get("target") or {}
         detail = fault.get("detail") or {}
         if kind == "toxic":
-            toxic = detail.get("toxic") or detail
-            return f"toxic {toxic.get('type', '')} {toxic.get('stream', '')}".strip()
+            toxic = detail.get("toxic") if isinstance(detail.get("toxic"), Mapping) else detail
+            stream = toxic.get("stream") or (target.get("stream") if isinstance(target, Mapping) else None)
+            return " ".join(str(x) for x in ("toxic", toxic.get("type"), stream) if x)
         label = kind
         if isinstance(target, Mapping):
             if target.get("message"):

@@ -262,3 +262,14 @@ def test_output_set() -> None:
     assert output_set(outputs_for("p")) == {("3", "p_00001_.png", "chaos", "output"), ("4", "p_temp_.png", "", "temp")}
     assert output_set(None) == set()
     assert output_set({"2": {"text": ["40x30"]}}) == {("2", "text", "'40x30'")}
+
+
+def test_toxic_fault_label_from_the_runner_fault_log_shape() -> None:
+    prompts, reports = run_of_ok(1)
+    toxic = {"t": T0 + 0.3, "t_end": T0 + 0.9, "kind": "toxic", "spec_index": 0,
+             "target": {"proxy": "chaos-x", "stream": "downstream"},
+             "detail": {"name": "n", "type": "timeout", "attributes": {"timeout": 0}, "toxicity": 1.0},
+             "source": "toxiproxy"}
+    res = score(record(prompts, reports, fault_specs=[{"kind": "toxic"}], fault_log=[toxic]))
+    (mark,) = res.faults
+    assert (mark.label, mark.t, mark.t_end, mark.source) == ("toxic timeout downstream", 0.3, 0.9, "toxiproxy")
