@@ -74,8 +74,9 @@ class ComfyApiSimplifiedAdapter:
         if status.get("status_str") != "success":
             self._count("history_disagrees")
             ctx.note(
-                f"library returned normally but history says status_str={status.get('status_str')!r}; "
-                "the library does not detect interrupts"
+                f"library returned normally but history says status_str={status.get('status_str')!r} "
+                "(it stops at executing null or at any status with queue_remaining 0, "
+                "and ignores execution_interrupted)"
             )
         return TaskResult("success", outputs=entry.get("outputs") or {}, prompt_id=prompt_id)
 

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -137,12 +138,19 @@ def _parse_start(where: str, message: Any) -> Start:
     )
 
 
+def _describe(exc: BaseException) -> str:
+    """Exception type, message and where it was raised (library asserts have no message)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
 def _call(adapter: LibraryAdapter, task_id: str, workflow: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     ctx = TaskContext(task_id=task_id, emit=emit)
     try:
         result = adapter.run_task(workflow, ctx)
     except Exception as exc:  # the contract: any failure of the library is an error result
-        result = TaskResult("error", detail=f"{type(exc).__name__}: {exc}", prompt_id=ctx.prompt_id)
+        result = TaskResult("error", detail=_describe(exc), prompt_id=ctx.prompt_id)
     emit(
         {
             "type": "result",
@@ -168,8 +176,9 @@ async def _serve(adapter: LibraryAdapter, emit: Callable[[dict[str, Any]], None]
     emit({"type": "ready", "client": adapter.name, "version": adapter.version, "caps": adapter.caps})
     executor = ThreadPoolExecutor(max_workers=start.max_concurrency, thread_name_prefix="task")
     running: set[asyncio.Future[None]] = set()
+    deadline = loop.time() + start.deadline_s
     try:
-        async with asyncio.timeout(start.deadline_s):
+        async with asyncio.timeout_at(deadline):
             while True:
                 where, message = await inbox.get()
                 if message is _END or message.get("type") == "end":
@@ -179,11 +188,14 @@ async def _serve(adapter: LibraryAdapter, emit: Callable[[dict[str, Any]], None]
                 task_id = _field(message, "task_id", str, where)
                 workflow = _field(message, "workflow", dict, where)
                 running.add(loop.run_in_executor(executor, _call, adapter, task_id, workflow, emit))
-            if running:
-                await asyncio.gather(*running)
     except TimeoutError:
-        open_tasks = sum(not future.done() for future in running)
-        emit({"type": "note", "text": f"deadline reached with {open_tasks} task(s) unreported"})
+        pass
+    if running:
+        _, unfinished = await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
+    else:
+        unfinished = set()
+    if unfinished or loop.time() >= deadline:
+        emit({"type": "note", "text": f"deadline reached with {len(unfinished)} task(s) unreported"})
     emit({"type": "stats", "counters": adapter.counters()})
     emit({"type": "done"})
 

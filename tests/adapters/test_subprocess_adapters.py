@@ -1,0 +1,292 @@
+"""The subprocess client adapters of adapters/registry.toml against a real FakeComfy (no faults).
+
+Each adapter is loaded with `harness.adapters.load_adapter(name)` and run as a child
+process through the harness's own JSON-lines machinery, as `--client NAME` runs it. The
+expected outcome and outputs of every task come from the fake's ledger, not from the
+adapters. An adapter whose runtime or library is missing is skipped with the registry's
+install command.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from fake_comfy import FakeComfy, FakeConfig
+from fake_comfy.ledger import tag_workflow
+from harness import workflows
+from harness.adapters import AdapterError, load_adapter, subprocess_registry
+from harness.adapters.base import AdapterSession, Task
+from harness.adapters.subprocess import SubprocessAdapter
+
+RUN_TIMEOUT_S = 60.0
+SEED = 7
+REGISTERED = sorted(subprocess_registry())
+
+
+def require_adapter(name: str) -> SubprocessAdapter:
+    """The adapter `--client NAME` would run; skip (naming the install command) if unavailable."""
+    try:
+        adapter = load_adapter(name)
+    except AdapterError as exc:
+        pytest.skip(f"client adapter {name!r} unavailable: {exc}")
+    assert isinstance(adapter, SubprocessAdapter), f"{name} is not a subprocess client"
+    return adapter
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeComfy]:
+    fake = FakeComfy(FakeConfig(time_scale=0.1, seed=SEED), faults=None)
+    await fake.start(host="127.0.0.1", port=0)
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+async def run_adapter(
+    name: str,
+    server: FakeComfy,
+    plan: list[tuple[str, str]],
+    *,
+    max_concurrency: int = 2,
+    deadline_s: float = 30.0,
+    when_ready: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[list[dict[str, Any]], AdapterSession]:
+    """Run adapter `name` on tasks (task_id, workflow name); return its reports and session.
+
+    `when_ready` runs after the adapter said `ready` and before any task is fed to it.
+    """
+    adapter = require_adapter(name)
+    reports: list[dict[str, Any]] = []
+    ready = asyncio.Event()
+
+    def sink(report: dict[str, Any]) -> None:
+        reports.append(report)
+        if report["type"] in ("ready", "crash"):
+            ready.set()
+
+    session = AdapterSession(
+        base_url=server.base_url,
+        time_scale=0.1,
+        deadline_s=deadline_s,
+        max_concurrency=max_concurrency,
+        sink=sink,
+    )
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        running = asyncio.create_task(adapter.run(session))
+        try:
+            if when_ready is not None:
+                await ready.wait()
+                await when_ready()
+            for index, (task_id, workflow_name) in enumerate(plan):
+                workflow = tag_workflow(workflows.build(workflow_name, seed=SEED, index=index), task_id)
+                session.feed(Task(task_id, workflow))
+            session.end()
+            await running
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    return reports, session
+
+
+async def post_prompt(server: FakeComfy, workflow: dict[str, Any]) -> str:
+    async with aiohttp.ClientSession() as http, http.post(f"{server.base_url}/prompt", json={"prompt": workflow}) as reply:
+        assert reply.status == 200, await reply.text()
+        return (await reply.json())["prompt_id"]
+
+
+def ledger_by_task(server: FakeComfy) -> dict[str, Any]:
+    records = {}
+    for record in server.ledger.prompts.values():
+        assert record.task_id not in records, f"task {record.task_id} submitted twice"
+        records[record.task_id] = record
+    return records
+
+
+def files(outputs: dict[str, Any] | None, *, with_node: bool = True) -> set[tuple[str, ...]]:
+    """(node, filename, subfolder, type) of every file in history-style outputs."""
+    found = set()
+    for node, per_node in (outputs or {}).items():
+        for items in (per_node or {}).values():
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and "filename" in item:
+                    key = (item["filename"], item.get("subfolder", ""), item.get("type", ""))
+                    found.add((str(node), *key) if with_node else key)
+    return found
+
+
+def results_by_task(reports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for report in reports:
+        if report["type"] == "result":
+            by_task.setdefault(report["task_id"], []).append(report)
+    return by_task
+
+
+def assert_clean_run(name: str, reports: list[dict[str, Any]], session: AdapterSession, task_ids: list[str]) -> None:
+    kinds = [r["type"] for r in reports]
+    assert kinds[0] == "ready" and kinds[-1] == "done", f"{name}: report types {kinds}"
+    assert "crash" not in kinds, f"{name}: {reports}; stderr: {session.info.stderr_tail}"
+    assert session.info.exit_code == 0, f"{name}: exit {session.info.exit_code}; stderr: {session.info.stderr_tail}"
+    by_task = results_by_task(reports)
+    assert sorted(by_task) == sorted(task_ids), f"{name}: results for {sorted(by_task)}"
+    for task_id, results in by_task.items():
+        assert len(results) == 1, f"{name}: {task_id} reported {len(results)} times: {results}"
+
+
+BASIC_AND_ERROR = [("t0", "basic"), ("t1", "basic"), ("t2", "error"), ("t3", "basic"), ("t4", "basic")]
+
+
+@pytest.mark.parametrize("name", ["node", "comfy-api-simplified"])
+async def test_history_based_adapters_report_every_task_once_as_the_ledger_says(
+    name: str, server: FakeComfy
+) -> None:
+    reports, session = await run_adapter(name, server, BASIC_AND_ERROR)
+    assert_clean_run(name, reports, session, [t for t, _ in BASIC_AND_ERROR])
+    ledger = ledger_by_task(server)
+    for task_id, [result] in results_by_task(reports).items():
+        record = ledger[task_id]
+        assert record.outcome in ("success", "error"), f"seed {SEED}: {task_id} not finished on the server"
+        assert result["outcome"] == record.outcome, f"{name} {task_id}: {result} vs ledger {record.outcome}"
+        if record.outcome == "success":
+            assert result["prompt_id"] == record.prompt_id
+            assert files(result["outputs"]) == files(record.outputs), f"{name} {task_id}"
+            assert files(record.outputs), f"{task_id}: the ledger has no output files to compare"
+        else:
+            assert result["detail"], f"{name} {task_id}: error without detail"
+
+
+async def test_node_adapter_matches_the_ledger_for_every_named_workflow(server: FakeComfy) -> None:
+    plan = [(f"t{i}", name) for i, name in enumerate(workflows.WORKFLOW_NAMES * 2)]
+    reports, session = await run_adapter("node", server, plan, max_concurrency=3)
+    assert_clean_run("node", reports, session, [t for t, _ in plan])
+    ledger = ledger_by_task(server)
+    for task_id, [result] in results_by_task(reports).items():
+        record = ledger[task_id]
+        assert (result["outcome"], result["prompt_id"]) == (record.outcome, record.prompt_id), f"{task_id}: {result}"
+        assert files(result["outputs"]) == files(record.outputs), task_id
+
+
+async def test_node_adapter_reports_submission_before_result_and_the_error_cause(server: FakeComfy) -> None:
+    reports, session = await run_adapter("node", server, BASIC_AND_ERROR)
+    assert_clean_run("node", reports, session, [t for t, _ in BASIC_AND_ERROR])
+    ledger = ledger_by_task(server)
+    for task_id, _ in BASIC_AND_ERROR:
+        mine = [r for r in reports if r["task_id"] == task_id]
+        assert [r["type"] for r in mine] == ["submitted", "result"], f"{task_id}: {mine}"
+        assert mine[0]["prompt_id"] == mine[1]["prompt_id"] == ledger[task_id].prompt_id
+    [error] = results_by_task(reports)["t2"]
+    assert error["outcome"] == "error"
+    assert ledger["t2"].error is not None
+    assert ledger["t2"].error["exception_type"] in error["detail"]
+    assert ledger["t2"].error["node_id"] in error["detail"]
+
+
+async def test_comfy_api_simplified_error_has_no_prompt_id_because_the_library_hides_it(server: FakeComfy) -> None:
+    # A slow prompt from another client holds the worker, so the library's socket (opened
+    # only after its POST) is up before the failing prompt runs and sees its execution_error.
+    async def occupy_worker() -> None:
+        await post_prompt(server, tag_workflow(workflows.build("slow", seed=SEED, index=99), "blocker"))
+
+    reports, session = await run_adapter("comfy-api-simplified", server, [("t0", "error")], when_ready=occupy_worker)
+    assert_clean_run("comfy-api-simplified", reports, session, ["t0"])
+    ledger = ledger_by_task(server)
+    assert ledger["blocker"].completed_at < ledger["t0"].started_at, "the error prompt did not queue behind the blocker"
+    assert ledger["t0"].outcome == "error"
+    [result] = results_by_task(reports)["t0"]
+    assert result["outcome"] == "error", result
+    assert result["prompt_id"] is None
+    assert "ComfyApiError" in result["detail"]
+
+
+async def test_comfy_api_simplified_returns_websocket_images_instead_of_history(server: FakeComfy) -> None:
+    async def occupy_worker() -> None:
+        await post_prompt(server, tag_workflow(workflows.build("slow", seed=SEED, index=99), "blocker"))
+
+    reports, session = await run_adapter("comfy-api-simplified", server, [("t0", "progress")], when_ready=occupy_worker)
+    assert_clean_run("comfy-api-simplified", reports, session, ["t0"])
+    record = ledger_by_task(server)["t0"]
+    assert record.outcome == "success"
+    binary_sent = [m for m in record.messages if m.message_type.startswith("binary:") and m.delivered]
+    assert binary_sent, "the progress workflow sent no binary frames to the client"
+    [result] = results_by_task(reports)["t0"]
+    assert result["outcome"] == "success" and result["prompt_id"] == record.prompt_id
+    assert result["outputs"] == {}
+    assert f"returned {len(binary_sent)} websocket image(s)" in result["detail"]
+
+
+async def test_comfyui_utils_reports_one_output_node_without_its_id(server: FakeComfy) -> None:
+    plan = [("t0", "basic"), ("t1", "basic"), ("t2", "basic")]
+    reports, session = await run_adapter("comfyui-utils", server, plan)
+    assert_clean_run("comfyui-utils", reports, session, [t for t, _ in plan])
+    ledger = ledger_by_task(server)
+    for task_id, [result] in results_by_task(reports).items():
+        record = ledger[task_id]
+        assert record.outcome == "success", f"seed {SEED}: {task_id} {record.outcome}"
+        assert result["outcome"] == "success", f"{task_id}: {result}"
+        assert result["prompt_id"] is None
+        reported = files(result["outputs"], with_node=False)
+        assert reported, f"{task_id}: no output reported: {result}"
+        assert reported < files(record.outputs, with_node=False), f"{task_id}: {reported} vs ledger {record.outputs}"
+        assert set(result["outputs"]) == {"?"}
+
+
+# The server-side moment each client considers a prompt finished (comfyui-utils: its first
+# `executed` frame); with max_concurrency 1 the next prompt may only be accepted after it.
+FINISH_FRAME = {"comfyui-utils": "executed"}
+
+
+def finish_time(name: str, record: Any) -> float:
+    frame = FINISH_FRAME.get(name)
+    if frame is None:
+        assert record.completed_at is not None, f"{record.task_id} never completed"
+        return record.completed_at
+    return min(m.t for m in record.messages if m.message_type == frame and m.delivered)
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+async def test_max_concurrency_one_keeps_one_prompt_in_flight(name: str, server: FakeComfy) -> None:
+    plan = [(f"t{i}", "basic") for i in range(3)]
+    reports, session = await run_adapter(name, server, plan, max_concurrency=1)
+    assert_clean_run(name, reports, session, [t for t, _ in plan])
+    records = sorted(server.ledger.prompts.values(), key=lambda r: r.accepted_at)
+    assert len(records) == len(plan)
+    for earlier, later in zip(records, records[1:]):
+        assert later.accepted_at >= finish_time(name, earlier), f"{name}: {later.task_id} submitted while {earlier.task_id} ran"
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+async def test_deadline_ends_the_adapter_with_done(name: str, server: FakeComfy) -> None:
+    plan = [(f"t{i}", "slow") for i in range(4)]
+    reports, session = await run_adapter(name, server, plan, max_concurrency=1, deadline_s=0.2)
+    kinds = [r["type"] for r in reports]
+    assert kinds[0] == "ready" and kinds[-1] == "done", kinds
+    assert session.info.exit_code == 0, session.info.stderr_tail
+    reported = len(results_by_task(reports))
+    if reported < len(plan):
+        notes = [r["detail"] for r in reports if r["type"] == "note"]
+        assert any(f"deadline reached with {len(plan) - reported} task(s) unreported" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+async def test_adapter_rejects_bad_input_naming_the_line(name: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *require_adapter(name).argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            stdout, stderr = await process.communicate(b'{"type": "task", "task_id": "t0", "workflow": {}}\n')
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 2, (stdout, stderr)
+    assert b"stdin line 1" in stderr and b"start" in stderr, stderr
+    assert stdout == b""
