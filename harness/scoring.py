@@ -48,7 +48,8 @@ def _as_dict(record: Any) -> Mapping[str, Any]:
     raise TypeError(f"score(): expected a RunRecord or a dict, got {type(record).__name__}")
 
 
-def _task_sort_key(task_id: str) -> tuple:
+def task_sort_key(task_id: str) -> tuple:
+    """Natural order: t2 before t10."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", task_id))
 
 
@@ -179,7 +180,7 @@ class _Scoring:
                 task_id = f"?{report.get('prompt_id') or 'unknown'}"
             target = get(str(task_id))
             (target.results if kind == "result" else target.submitted).append(report)
-        return dict(sorted(tasks.items(), key=lambda kv: _task_sort_key(kv[0])))
+        return dict(sorted(tasks.items(), key=lambda kv: task_sort_key(kv[0])))
 
     # --- classification --------------------------------------------------------------------
 

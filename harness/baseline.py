@@ -1,0 +1,180 @@
+"""CI gate: compare a results file with a stored baseline and list the regressions.
+
+A regression is, for a (scenario, client) present in both files:
+  * a task that has a problem now (lost, indeterminate, phantom, duplicate report, ...) and
+    did not have that problem in the baseline (matched by task id);
+  * a hang or a crash that the baseline did not have;
+  * a verdict that went pass → fail;
+  * latency p95 above the baseline's by more than BOTH the relative and the absolute
+    tolerance (default +50 % and +0.5 s, scenario seconds).
+Several results for one pair (repeats) are merged: problems united, worst verdict, max p95.
+
+    python -m harness.baseline compare results.json baseline.json   # exit 1 on regressions
+    python -m harness.baseline write results.json baseline.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.results import ResultsError, ResultsFile, ScenarioResult, load_results, save_results
+from harness.scoring import task_sort_key
+
+_VERDICT_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """p95 regresses only when above base × (1 + ratio) and above base + absolute."""
+
+    latency_ratio: float = 0.5
+    latency_abs: float = 0.5
+
+
+@dataclass(frozen=True)
+class Regression:
+    scenario: str
+    client: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.scenario} / {self.client}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class Comparison:
+    regressions: list[Regression] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Changes that are not regressions: new/missing pairs, improvements, pass → inconclusive."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.regressions
+
+    def render(self) -> str:
+        lines = [f"{len(self.regressions)} regression(s)"]
+        lines += [f"  REGRESSION {r}" for r in self.regressions]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Merged:
+    verdict: str = "pass"
+    problems: dict[str, set[str]] = field(default_factory=dict)
+    hang: bool = False
+    crash: bool = False
+    p95: float | None = None
+
+
+def _merge(results: list[ScenarioResult]) -> dict[tuple[str, str], _Merged]:
+    merged: dict[tuple[str, str], _Merged] = {}
+    for r in results:
+        m = merged.setdefault(r.key, _Merged())
+        if _VERDICT_RANK.get(r.verdict, 2) > _VERDICT_RANK.get(m.verdict, 2) or r.verdict not in _VERDICT_RANK:
+            m.verdict = r.verdict
+        for task in r.tasks:
+            for problem in task.problems:
+                m.problems.setdefault(problem, set()).add(task.task_id)
+        m.hang |= bool(r.metrics.get("hang"))
+        m.crash |= bool(r.metrics.get("crash"))
+        p95 = r.metrics.get("latency_p95")
+        if p95 is not None:
+            m.p95 = p95 if m.p95 is None else max(m.p95, p95)
+    return merged
+
+
+def _ids(ids: set[str]) -> str:
+    return ", ".join(sorted(ids, key=task_sort_key))
+
+
+def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = Tolerance()) -> Comparison:
+    """List what got worse in `current` compared with `baseline`."""
+    now, then = _merge(current.results), _merge(baseline.results)
+    out = Comparison()
+    for key in sorted(set(then) - set(now)):
+        out.notes.append(f"{key[0]} / {key[1]}: in the baseline, not in this run")
+    for key in sorted(now):
+        scenario, client = key
+        cur = now[key]
+        base = then.get(key)
+        if base is None:
+            out.notes.append(f"{scenario} / {client}: new (no baseline)")
+            continue
+
+        def regress(kind: str, detail: str) -> None:
+            out.regressions.append(Regression(scenario, client, kind, detail))
+
+        for problem, ids in sorted(cur.problems.items()):
+            new = ids - base.problems.get(problem, set())
+            if new:
+                regress(problem, f"newly {problem.replace('_', ' ')}: {_ids(new)}")
+        for problem, ids in sorted(base.problems.items()):
+            fixed = ids - cur.problems.get(problem, set())
+            if fixed:
+                out.notes.append(f"{scenario} / {client}: no longer {problem.replace('_', ' ')}: {_ids(fixed)}")
+        if cur.hang and not base.hang:
+            regress("hang", "the client hangs now (it did not in the baseline)")
+        if cur.crash and not base.crash:
+            regress("crash", "the client crashes now (it did not in the baseline)")
+        if base.verdict == "pass" and cur.verdict == "fail":
+            regress("verdict", "pass → fail")
+        elif base.verdict != cur.verdict:
+            out.notes.append(f"{scenario} / {client}: verdict {base.verdict} → {cur.verdict}")
+        if cur.p95 is not None and base.p95 is not None:
+            limit = max(base.p95 * (1 + tolerance.latency_ratio), base.p95 + tolerance.latency_abs)
+            if cur.p95 > limit:
+                regress(
+                    "latency",
+                    f"p95 {cur.p95:.2f} s > {limit:.2f} s (baseline {base.p95:.2f} s "
+                    f"+{tolerance.latency_ratio:.0%} and +{tolerance.latency_abs:g} s)",
+                )
+    return out
+
+
+def write_baseline(results_path: str | Path, baseline_path: str | Path) -> Path:
+    """Store `results_path` as the new baseline, without the bulky per-frame detail."""
+    results = load_results(results_path)
+    for r in results.results:
+        r.frames = {}
+        r.connections = []
+    run = dict(results.run, baseline_of=str(results_path))
+    return save_results(baseline_path, ResultsFile(run=run, results=results.results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit 0: no regressions (or written); 1: regressions; 3: usage or unreadable file."""
+    parser = argparse.ArgumentParser(prog="python -m harness.baseline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmp_ = sub.add_parser("compare", help="list regressions of RESULTS against BASELINE")
+    cmp_.add_argument("results")
+    cmp_.add_argument("baseline")
+    cmp_.add_argument("--latency-ratio", type=float, default=Tolerance.latency_ratio)
+    cmp_.add_argument("--latency-abs", type=float, default=Tolerance.latency_abs)
+    wr = sub.add_parser("write", help="store RESULTS as the new BASELINE")
+    wr.add_argument("results")
+    wr.add_argument("baseline")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else 3
+    try:
+        if args.command == "write":
+            path = write_baseline(args.results, args.baseline)
+            sys.stdout.write(f"baseline written: {path}\n")
+            return 0
+        comparison = compare(
+            load_results(args.results), load_results(args.baseline), Tolerance(args.latency_ratio, args.latency_abs)
+        )
+    except ResultsError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 3
+    sys.stdout.write(comparison.render())
+    return 0 if comparison.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
