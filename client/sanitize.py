@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import struct
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +182,10 @@ def _decode_one(text: str, pos: int, max_repair_chars: int) -> tuple[Any, int, s
     if len(segment) > max_repair_chars:
         return None, end, "unparseable"
     try:
-        obj = ast.literal_eval(segment)
+        with warnings.catch_warnings():
+            # odd escapes in junk would otherwise print SyntaxWarning/DeprecationWarning
+            warnings.simplefilter("ignore")
+            obj = ast.literal_eval(segment)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None, end, "unparseable"
     return obj, end, "python_repr"
