@@ -148,6 +148,36 @@ class _Held:
     released_after: list[str] = field(default_factory=list)
 
 
+COMPLETION_MESSAGES = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+
+
+@dataclass(slots=True)
+class _Anchor:
+    """An event trigger that fired in the executor, waiting for its moment in the frame stream."""
+
+    state: _State
+    event: ServerEvent
+    armed: bool = False  # task_complete: the completion message went out; fire at the next frame
+
+    def is_moment(self, message: ServerEvent) -> bool:
+        if message.prompt_id != self.event.prompt_id:
+            return False
+        if self.event.kind == "node_started":
+            return message.message_type == "executing" and message.node == self.event.node
+        if self.event.kind == "prompt_started":
+            return message.message_type == "execution_start"
+        # prompt_completed: normally armed by the completion message; the final executing
+        # (node null) is the backstop in case that message went out before the event.
+        return message.message_type == "executing" and message.node is None
+
+    def is_after(self, message: ServerEvent) -> bool:
+        return (
+            self.event.kind == "prompt_completed"
+            and message.prompt_id == self.event.prompt_id
+            and message.message_type in COMPLETION_MESSAGES
+        )
+
+
 def _clip(sent: bytes | str | None) -> bytes | str | None:
     if sent is None:
         return None
@@ -221,6 +251,8 @@ class FaultEngine:
         self._t0: float | None = None
         self._last_message: tuple[str | None, int | None] = (None, None)
         self._current_index: int | None = None
+        self._anchors: list[_Anchor] = []
+        self._dead: dict[int, str] = {}  # conn_id → the fault that closed/aborted it
         self._frame_watch = [s for s in self._states if s.spec.when.on in ("message", "frame")]
         self._event_watch = [s for s in self._states if s.spec.when.on in EVENT_TRIGGERS.values()]
         self._connect_watch = [s for s in self._states if s.spec.when.on in ("connect", "reconnect")]
@@ -335,6 +367,8 @@ class FaultEngine:
                     await self._fire(state, now, client=sid, task=frame.task_id, conn=conn, frame=frame)
         now = self.clock()
 
+        if conn.conn_id in self._dead:
+            return FrameFate(False, self._dead[conn.conn_id])
         doomed = self._doomed.pop(conn.conn_id, None)
         if doomed is not None:
             state, _ = doomed
@@ -445,6 +479,7 @@ class FaultEngine:
         detail: dict[str, Any] = {"frame_lost": frame is not None and not send_first}
         self._conns.pop(conn.conn_id, None)
         self._held.pop(conn.conn_id, None)
+        self._dead[conn.conn_id] = state.kind
         if state.kind == "close":
             detail["code"] = params.code
             self._record(now, "close", state.index, conn, frame, detail, None)
@@ -484,6 +519,8 @@ class FaultEngine:
         if event.kind == "message":
             # Emitted by the transport right before on_ws_frame for the same frame.
             self._last_message = (event.prompt_id, event.detail.get("message_index"))
+            if self._anchors:
+                self._resolve_anchors(event)
             return
         if event.kind == "ws_disconnected":
             conn_id = event.detail.get("conn_id")
@@ -509,7 +546,28 @@ class FaultEngine:
             if state.status == "pending" and event_matches_trigger(state.spec.when, event):
                 state.matched += 1
                 if state.matched == state.spec.when.nth:
-                    self._fire_sync(state, now, client=event.client_id, task=event.task_id, conn=None)
+                    self._anchor(state, event, now)
+
+    def _anchor(self, state: _State, event: ServerEvent, now: float) -> None:
+        """Tie an event-triggered fault to the frame stream, so it takes effect at the same
+        protocol moment however far the transport lags behind the executor: before the
+        node's `executing` (node_start), before `execution_start` (task_start), right after
+        the completion message (task_complete). With no socket for the client, fire now."""
+        if event.client_id is None or not any(c.sid == event.client_id for c in self._conns.values()):
+            self._fire_sync(state, now, client=event.client_id, task=event.task_id, conn=None)
+            return
+        self._anchors.append(_Anchor(state, event))
+
+    def _resolve_anchors(self, event: ServerEvent) -> None:
+        """On each `message` event (a frame about to go out): fire anchored faults due now."""
+        now = self.clock()
+        for anchor in list(self._anchors):
+            if anchor.armed or anchor.is_moment(event):
+                self._anchors.remove(anchor)
+                origin = anchor.event
+                self._fire_sync(anchor.state, now, client=origin.client_id, task=origin.task_id, conn=None)
+            elif anchor.is_after(event):
+                anchor.armed = True
 
     # ---- hook: HTTP ----------------------------------------------------------------------
 
@@ -641,6 +699,8 @@ class FaultEngine:
     async def _doom_later(self, conn: WsConn) -> None:
         """Perform a pending connection action if no frame got there first."""
         await asyncio.sleep(0)
+        if conn.conn_id in self._dead:
+            return FrameFate(False, self._dead[conn.conn_id])
         doomed = self._doomed.pop(conn.conn_id, None)
         if doomed is not None:
             await self._conn_action(doomed[0], conn, None, self.clock())

@@ -28,10 +28,18 @@ def make(specs: list[dict], seed: int = 1, clock=None) -> tuple[FaultEngine, Mem
     return engine, server
 
 
+async def send(engine: FaultEngine, conn: MemConn, frame) -> None:
+    """What the transport does per frame: a `message` event, then the fault hook."""
+    engine.on_event(ServerEvent("message", 0.0, prompt_id=frame.prompt_id, task_id=frame.task_id,
+                                client_id=conn.sid, node=frame.node, message_type=frame.message_type,
+                                detail={"conn_id": conn.conn_id, "message_index": None}))
+    await engine.on_ws_frame(conn, frame)
+
+
 async def play(engine: FaultEngine, conn: MemConn, frames=FRAMES) -> None:
     assert engine.on_ws_connect(conn)
     for frame in frames:
-        await engine.on_ws_frame(conn, frame)
+        await send(engine, conn, frame)
 
 
 def types_on_wire(conn: MemConn) -> list[str]:
@@ -141,23 +149,29 @@ async def test_close_on_execution_start_loses_that_frame() -> None:
     engine, server = make([{"kind": "close", "when": {"on": "message", "type": "execution_start"}, "params": {"code": 4001}}])
     conn = MemConn()
     await play(engine, conn, FRAMES[:5])
-    assert conn.wire == [("text", FRAMES[0].text), ("text", FRAMES[1].text), ("text", FRAMES[2].text), ("close", 4001),
-                         ("text", FRAMES[4].text)]
+    # Nothing more goes to a socket the fault closed.
+    assert conn.wire == [("text", FRAMES[0].text), ("text", FRAMES[1].text), ("text", FRAMES[2].text), ("close", 4001)]
     (applied,) = engine.applied()
     assert applied.kind == "close" and applied.detail == {"frame_lost": True, "code": 4001}
 
 
-async def test_abort_on_node_start_event_before_next_frame() -> None:
+async def test_abort_on_node_start_fires_at_that_nodes_executing_frame() -> None:
+    """The executor may run ahead of the transport: the fault waits for the node's own frame."""
     engine, _ = make([{"kind": "abort", "when": {"on": "node_start", "task": "t0", "node_index": 1}}])
     conn = MemConn()
     assert engine.on_ws_connect(conn)
-    for frame in FRAMES[:8]:
-        await engine.on_ws_frame(conn, frame)
-    engine.on_event(ServerEvent("node_started", 1.0, prompt_id="p", task_id="t0", client_id="c0", node="1", node_index=0))
-    engine.on_event(ServerEvent("node_started", 1.0, prompt_id="p", task_id="t0", client_id="c0", node="4", node_index=1))
-    await engine.on_ws_frame(conn, FRAMES[9])
-    assert conn.wire[-1] == ("abort",)
-    assert engine.applied()[0].detail == {"frame_lost": True}
+    for frame in FRAMES[:5]:
+        await send(engine, conn, frame)
+    pid = FRAMES[3].prompt_id
+    engine.on_event(ServerEvent("node_started", 1.0, prompt_id=pid, task_id="t0", client_id="c0", node="1", node_index=0))
+    engine.on_event(ServerEvent("node_started", 1.0, prompt_id=pid, task_id="t0", client_id="c0", node="4", node_index=1))
+    for frame in FRAMES[5:12]:  # executing 1, progress_state x2, executing 4, ...
+        await send(engine, conn, frame)
+    executing_4 = next(i for i, f in enumerate(FRAMES) if f.message_type == "executing" and f.node == "4")
+    assert conn.texts() == [f.text for f in FRAMES[:executing_4]]
+    assert conn.wire[executing_4] == ("abort",)
+    (applied,) = engine.applied()
+    assert applied.detail == {"frame_lost": True} and applied.target["message"] == "executing"
     await engine.stop()
 
 
@@ -227,17 +241,18 @@ async def test_probability_zero_skips_and_one_fires() -> None:
     assert "\ufeff" + FRAMES[3].text in conn.texts()
 
 
-async def test_restart_on_task_complete_drops_frames_until_done() -> None:
+async def test_restart_on_task_complete_after_the_completion_message() -> None:
     engine, server = make([{"kind": "restart", "when": {"on": "task_complete", "task": "t0"}, "params": {"keep_history": True}}])
     conn = MemConn()
     assert engine.on_ws_connect(conn)
-    engine.on_event(ServerEvent("prompt_completed", 1.0, prompt_id="p", task_id="t0", client_id="c0"))
-    await engine.on_ws_frame(conn, FRAMES[-1])
-    assert conn.wire == []
+    engine.on_event(ServerEvent("prompt_completed", 1.0, prompt_id=FRAMES[3].prompt_id, task_id="t0", client_id="c0"))
+    for frame in FRAMES[-3:]:  # execution_success, status, executing null
+        await send(engine, conn, frame)
+    assert conn.texts() == [FRAMES[-3].text]  # the success went out; the rest died with the process
     async with asyncio.timeout(5):
         await server.restarted.wait()
     assert server.restarts == [True]
-    assert [a.kind for a in engine.applied()] == ["restart", "restart"]  # the restart, the lost frame
+    assert [a.kind for a in engine.applied()] == ["restart", "restart", "restart"]
     await engine.stop()
 
 
