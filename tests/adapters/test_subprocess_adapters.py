@@ -290,3 +290,47 @@ async def test_adapter_rejects_bad_input_naming_the_line(name: str) -> None:
     assert process.returncode == 2, (stdout, stderr)
     assert b"stdin line 1" in stderr and b"start" in stderr, stderr
     assert stdout == b""
+
+
+# What each client reports for a prompt interrupted on the server (docs/adapters-thirdparty.md).
+REPORTED_FOR_INTERRUPT = {"node": "interrupted", "comfy-api-simplified": "success", "comfyui-utils": "error"}
+
+
+@pytest.mark.parametrize("name", sorted(REPORTED_FOR_INTERRUPT))
+async def test_interrupted_prompt_is_reported_as_the_client_understands_it(name: str) -> None:
+    # time_scale 1.0: the slow workflow runs for seconds, so the interrupt sent when its
+    # first node starts lands at a later node start.
+    fake = FakeComfy(FakeConfig(time_scale=1.0, seed=SEED), faults=None)
+    await fake.start(host="127.0.0.1", port=0)
+    started = asyncio.Event()
+    unsubscribe = fake.events.subscribe(
+        lambda event: started.set() if event.kind == "node_started" and event.task_id == "t0" else None
+    )
+    interrupter: asyncio.Task[None] | None = None
+
+    async def interrupt_when_started() -> None:
+        await started.wait()
+        async with aiohttp.ClientSession() as http, http.post(f"{fake.base_url}/interrupt") as reply:
+            assert reply.status == 200
+
+    async def start_interrupter() -> None:
+        nonlocal interrupter
+        interrupter = asyncio.create_task(interrupt_when_started())
+
+    try:
+        reports, session = await run_adapter(name, fake, [("t0", "slow")], when_ready=start_interrupter)
+        assert interrupter is not None
+        await interrupter
+        assert_clean_run(name, reports, session, ["t0"])
+        assert ledger_by_task(fake)["t0"].outcome == "interrupted"
+        [result] = results_by_task(reports)["t0"]
+        assert result["outcome"] == REPORTED_FOR_INTERRUPT[name], result
+        if name == "comfy-api-simplified":
+            notes = [r["detail"] for r in reports if r["type"] == "note"]
+            assert any("status_str='error'" in n for n in notes), notes
+    finally:
+        unsubscribe()
+        if interrupter is not None:
+            interrupter.cancel()
+            await asyncio.gather(interrupter, return_exceptions=True)
+        await fake.stop()
