@@ -21,6 +21,14 @@ function emit(message) {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
+/** "Name: message", plus the cause fetch() hides behind "fetch failed". */
+function describeError(err) {
+  const text = `${err.name}: ${err.message}`;
+  const cause = err.cause;
+  if (!cause) return text;
+  return `${text} (${cause.code || cause.name || 'cause'}: ${cause.message || String(cause)})`;
+}
+
 function fail(where, what) {
   process.stderr.write(`adapters/node/adapter.js: ${where}: ${what}\n`);
   process.exit(2);
@@ -109,7 +117,7 @@ class AdapterState {
         prompt_id: err.promptId || null,
         outcome: 'error',
         outputs: null,
-        detail: `${err.name}: ${err.message}`,
+        detail: describeError(err),
       });
     }
   }
