@@ -182,6 +182,10 @@ class Tracker:
     def pending(self) -> list[TaskState]:
         return [t for t in self.tasks.values() if t.accepted and not t.done]
 
+    def _has_waiting(self) -> bool:
+        """Tasks no terminal signal has been seen for: what polling and probing are for."""
+        return any(t.phase is Phase.WAITING for t in self.tasks.values())
+
     def has_pending(self) -> bool:
         return any(t.accepted and not t.done for t in self.tasks.values())
 
@@ -443,7 +447,7 @@ class Tracker:
             if task.history_due is not None and now >= task.history_due:
                 task.history_due = None
                 actions += self._request_history(task.prompt_id, "ws")
-        pending = self.has_pending()
+        pending = self._has_waiting()
         if not self.ws_connected and pending:
             if self._next_poll is None:
                 self._next_poll = now + self.cfg.poll_interval
@@ -489,7 +493,7 @@ class Tracker:
             times.append(task.deadline)
             if task.history_due is not None:
                 times.append(task.history_due)
-        pending = self.has_pending()
+        pending = self._has_waiting()
         if not self.ws_connected and pending:
             times.append(self._next_poll if self._next_poll is not None else now)
         if self.ws_connected and self.cfg.health == "probe" and pending:
