@@ -26,7 +26,7 @@ from harness.adapters import load_adapter
 from harness.adapters.base import AdapterSession, ClientAdapter, Task
 from harness.record import AdapterInfo, RunRecord
 from harness.scenario import Scenario
-from harness.schedule import plan_heal, time_triggered_end, timed_toxics, toxic_name
+from harness.schedule import plan_heal, time_triggered_end, toxic_name
 
 __all__ = ["RunRecord", "RunError", "Harness", "run_scenario"]
 
@@ -147,7 +147,6 @@ class _Run:
         self.sessions: list[AdapterSession] = []
         self.adapter_tasks: list[asyncio.Task[None]] = []
         self.background: set[asyncio.Task[Any]] = set()
-        self.toxic_log: list[dict[str, Any]] = []
         self.active_toxics: dict[str, dict[str, Any]] = {}
         self.toxic_lock = asyncio.Lock()
         self.feeding_done = False
@@ -188,8 +187,10 @@ class _Run:
                 FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale
             )
             self.engine.external = self._external_toxic
+            self.engine.external_heal = self._external_heal
         self.server = FakeComfy(FakeConfig(time_scale=self.time_scale, seed=self.seed), faults=self.engine)
         self.server.events.subscribe(self._on_server_event)
+        self.t0 = self.record.t0 = self.clock()  # the engine's `at:` triggers count from server start
         async with asyncio.timeout(STEP_TIMEOUT_S):
             await self.server.start(host="127.0.0.1", port=0)
         self.ctl = ToxiproxyControl(self.toxiproxy_url, timeout=5.0)
@@ -204,7 +205,6 @@ class _Run:
         deadline = self.scenario.deadline * scale
         grace = self.scenario.grace * scale
         faults_over_at = time_triggered_end(self.specs, scale)
-        self.t0 = self.record.t0 = self.clock()
         for index, adapter in enumerate(self.adapters):
             session = AdapterSession(
                 base_url=base_url,
@@ -219,10 +219,11 @@ class _Run:
             self.sessions.append(session)
             self.adapter_tasks.append(asyncio.create_task(self._run_adapter(adapter, session)))
         self._spawn(self._feed())
-        self._spawn(self._timeline())
         judge_at: float | None = None
         while not self._all_reported():
             now = self.clock() - self.t0
+            if all(task.done() for task in self.adapter_tasks) and (self._server_idle() or now >= deadline):
+                break  # every client has finished: nothing more will be reported
             if judge_at is None:
                 heal = plan_heal(
                     now=now,
@@ -357,16 +358,15 @@ class _Run:
     def _all_reported(self) -> bool:
         return len(self.reported) >= len(self.plan) and all(p.task_id in self.reported for p in self.plan)
 
+    def _server_idle(self) -> bool:
+        """Nothing queued or running on the server."""
+        return self.server is not None and all(p.outcome is not None for p in self.server.ledger.prompts.values())
+
     def _server_quiet(self) -> bool:
         """Every task fed, accepted by the server and finished there; nothing running."""
-        if not self.feeding_done or self.server is None:
+        if not self.feeding_done or not self._server_idle():
             return False
-        accepted: set[str] = set()
-        for prompt in self.server.ledger.prompts.values():
-            if prompt.outcome is None:
-                return False
-            if prompt.task_id is not None:
-                accepted.add(prompt.task_id)
+        accepted = {p.task_id for p in self.server.ledger.prompts.values() if p.task_id is not None}
         return all(p.task_id in accepted for p in self.plan)
 
     def _on_server_event(self, event: Any) -> None:
@@ -376,50 +376,32 @@ class _Run:
     # --- faults ----------------------------------------------------------------------------
 
     def _active_until(self) -> float:
-        """Relative time when the last fired fault with a duration ends (0 if none)."""
+        """Relative time when the last fired fault window ends (0 if none is open)."""
+        if self.engine is None:
+            return 0.0
         until = 0.0
-        for entry in self.toxic_log:
-            end = entry.get("planned_end")
-            if end is not None and entry["t_end"] is None:
-                until = max(until, end - self.t0)
-        if self.server is not None:
-            for fault in self.server.ledger.faults:
-                index = _spec_index(fault)
-                if index is not None and 0 <= index < len(self.specs) and self.specs[index].duration:
-                    until = max(until, fault.t + self.specs[index].duration * self.time_scale - self.t0)
+        for applied in self.engine.applied():
+            spec = self.specs[applied.spec_index]
+            if applied.t_end is None and spec.duration is not None:
+                until = max(until, applied.t + spec.duration * self.time_scale - self.t0)
         return until
 
-    async def _timeline(self) -> None:
-        """Apply and remove the time-triggered toxics on the clock."""
-        steps: list[tuple[float, int, Callable[[], Any]]] = []
-        for toxic in timed_toxics(self.specs, self.time_scale, self.seed):
-            spec = self.specs[toxic.spec_index]
-            steps.append((toxic.at, 1, lambda s=spec, i=toxic.spec_index, u=toxic.until: self._apply_toxic(i, s, u)))
-            if toxic.until is not None:
-                steps.append((toxic.until, 0, lambda n=toxic.name: self._remove_toxic(n)))
-        for at, _, action in sorted(steps, key=lambda step: (step[0], step[1])):
-            delay = self.t0 + at - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)  # a schedule, not synchronisation
-            await action()
+    def _spec_index(self, spec: Any) -> int | None:
+        for index, candidate in enumerate(self.engine.schedule.faults):
+            if candidate is spec:
+                return index
+        return None
 
     async def _external_toxic(self, spec: Any) -> None:
-        """`engine.external`: an event-triggered toxic, in place when this returns."""
-        index = _index_of(spec, self.specs)
-        if index is not None and self.specs[index].when.at is not None:
-            return  # time-triggered toxics are the runner's (see _timeline)
-        until = None if spec.duration is None else self.clock() - self.t0 + spec.duration * self.time_scale
-        await self._apply_toxic(index, spec, until)
-        if until is not None:
-            name = toxic_name(index if index is not None else -1, spec)
+        """`engine.external`: put a toxic in place (the engine fires it, by time or event)."""
+        await self._apply_toxic(self._spec_index(spec), spec)
 
-            async def remove_later() -> None:
-                await asyncio.sleep(max(0.0, self.t0 + until - self.clock()))  # the toxic's duration
-                await self._remove_toxic(name)
+    async def _external_heal(self, spec: Any) -> None:
+        """`engine.external_heal`: the toxic's duration is over."""
+        index = self._spec_index(spec)
+        await self._remove_toxic(toxic_name(index if index is not None else -1, spec))
 
-            self._spawn(remove_later())
-
-    async def _apply_toxic(self, index: int | None, spec: Any, until: float | None) -> None:
+    async def _apply_toxic(self, index: int | None, spec: Any) -> None:
         toxic = spec.toxic
         name = toxic_name(index if index is not None else -1, spec)
         async with self.toxic_lock:
@@ -429,29 +411,16 @@ class _Run:
                 await self.ctl.add_toxic(
                     self.proxy_name, name, toxic.type, toxic.stream, dict(toxic.attributes), toxicity=toxic.toxicity
                 )
-            entry = {
-                "t": self.clock(),
-                "t_end": None,
-                "planned_end": None if until is None else self.t0 + until,
-                "kind": "toxic",
-                "spec_index": index,
-                "target": {"proxy": self.proxy_name, "stream": toxic.stream},
-                "detail": {"name": name, "type": toxic.type, "attributes": dict(toxic.attributes), "toxicity": toxic.toxicity},
-                "source": "toxiproxy",
-            }
-            self.toxic_log.append(entry)
-            self.active_toxics[name] = entry
+            self.active_toxics[name] = {"t": self.clock(), "spec_index": index}
         self.log.info("fault.applied", kind="toxic", name=name, spec_index=index)
         self.changed.set()
 
     async def _remove_toxic(self, name: str) -> None:
         async with self.toxic_lock:
-            entry = self.active_toxics.pop(name, None)
-            if entry is None:
+            if self.active_toxics.pop(name, None) is None:
                 return
             async with asyncio.timeout(STEP_TIMEOUT_S):
                 await self.ctl.remove_toxic(self.proxy_name, name)
-            entry["t_end"] = self.clock()
         self.log.info("fault.removed", kind="toxic", name=name)
         self.changed.set()
 
@@ -473,27 +442,18 @@ class _Run:
 
     def _finish_record(self) -> None:
         record = self.record
-        server_faults = []
-        for fault in record.ledger.get("faults", []):
-            index = fault.get("spec_index", (fault.get("detail") or {}).get("spec_index"))
-            duration = self.specs[index].duration if isinstance(index, int) and 0 <= index < len(self.specs) else None
-            server_faults.append(
-                {
-                    "t": fault["t"],
-                    "t_end": fault["t"] + duration * self.time_scale if duration else fault["t"],
-                    "kind": fault["kind"],
-                    "spec_index": index,
-                    "target": fault.get("target"),
-                    "detail": fault.get("detail"),
-                    "source": "server",
-                }
-            )
-        toxics = [{k: v for k, v in entry.items() if k != "planned_end"} for entry in self.toxic_log]
-        for entry in toxics:
-            if entry["t_end"] is None:
-                entry["t_end"] = record.t_end
-        record.fault_log = sorted(server_faults + toxics, key=lambda entry: entry["t"])
-        record.fired = sorted({e["spec_index"] for e in record.fault_log if isinstance(e["spec_index"], int)})
+        if self.engine is not None:
+            fault_log = self.engine.fault_log()
+            record.fired = sorted(self.engine.fired_specs())
+        else:
+            fault_log, record.fired = [], []
+        for entry in fault_log:
+            if entry["kind"] == "toxic":
+                entry["source"] = "toxiproxy"
+                entry["target"] = {"proxy": self.proxy_name, **(entry.get("target") or {})}
+            if entry.get("t_end") is None and entry["kind"] in ("silent", "refuse", "toxic"):
+                entry["t_end"] = record.healed_at or record.t_end  # lifted by the heal (or teardown)
+        record.fault_log = fault_log
         infos = [session.info for session in self.sessions]
         cpu = [info.cpu_s for info in infos if info.cpu_s is not None]
         codes = [info.exit_code for info in infos if info.exit_code is not None]
@@ -505,21 +465,3 @@ class _Run:
             "stderr_tail": "\n".join(info.stderr_tail for info in infos if info.stderr_tail)[-4096:],
             "instances": [asdict(info) for info in infos],
         }
-
-
-def _spec_index(fault: Any) -> int | None:
-    index = getattr(fault, "spec_index", None)
-    if index is None:
-        detail = getattr(fault, "detail", None) or {}
-        index = detail.get("spec_index")
-    return index if isinstance(index, int) else None
-
-
-def _index_of(spec: Any, specs: list[Any]) -> int | None:
-    for index, candidate in enumerate(specs):
-        if candidate is spec:
-            return index
-    for index, candidate in enumerate(specs):
-        if candidate == spec:
-            return index
-    return None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -43,7 +43,7 @@ class ReferenceAdapter:
                 for job in running:
                     job.cancel()
                 await asyncio.gather(*running, return_exceptions=True)
-                session.stats(_client_stats(comfy))
+                session.stats(comfy.stats.to_dict())
         session.done()
 
     async def _one(self, comfy: ComfyClient, task: Task, session: AdapterSession) -> None:
@@ -84,14 +84,3 @@ def _client_version() -> str:
         return version("comfy-chaos")
     except PackageNotFoundError:
         return "dev"
-
-
-def _client_stats(comfy: Any) -> dict[str, Any]:
-    stats = getattr(comfy, "stats", None)
-    if stats is None:
-        return {}
-    if callable(stats):
-        stats = stats()
-    if hasattr(stats, "to_dict"):
-        return dict(stats.to_dict())
-    return dict(vars(stats)) if not isinstance(stats, dict) else dict(stats)
