@@ -18,6 +18,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from harness.results import ResultsError, ResultsFile, ScenarioResult, load_results, save_results
 from harness.scoring import task_sort_key
@@ -135,14 +136,38 @@ def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = 
     return out
 
 
-def write_baseline(results_path: str | Path, baseline_path: str | Path) -> Path:
-    """Store `results_path` as the new baseline, without the bulky per-frame detail."""
-    results = load_results(results_path)
-    for r in results.results:
-        r.frames = {}
-        r.connections = []
-    run = dict(results.run, baseline_of=str(results_path))
-    return save_results(baseline_path, ResultsFile(run=run, results=results.results))
+def _as_results_file(results: ResultsFile | Iterable[ScenarioResult] | str | Path) -> ResultsFile:
+    if isinstance(results, ResultsFile):
+        return results
+    if isinstance(results, (str, Path)):
+        return load_results(results)
+    return ResultsFile(run={}, results=list(results))
+
+
+def check_baseline(
+    results: ResultsFile | Iterable[ScenarioResult] | str | Path,
+    baseline_path: str | Path,
+    tolerance: Tolerance = Tolerance(),
+) -> list[str]:
+    """The regressions of `results` against the baseline file, one line each (empty: none)."""
+    comparison = compare(_as_results_file(results), load_results(baseline_path), tolerance)
+    return [str(r) for r in comparison.regressions]
+
+
+def write_baseline(results: ResultsFile | Iterable[ScenarioResult] | str | Path, baseline_path: str | Path) -> Path:
+    """Store results (a results file path, a ResultsFile or results) as the baseline,
+    without the bulky per-frame detail."""
+    source = _as_results_file(results)
+    slim = []
+    for r in source.results:
+        copy = ScenarioResult.from_dict(r.to_dict())
+        copy.frames = {}
+        copy.connections = []
+        slim.append(copy)
+    run = dict(source.run)
+    if isinstance(results, (str, Path)):
+        run["baseline_of"] = str(results)
+    return save_results(baseline_path, ResultsFile(run=run, results=slim))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from scoring_records import T0, ok_task, prompt, record, result, submitted
 
-from harness.baseline import Tolerance, compare, main, write_baseline
+from harness.baseline import Tolerance, check_baseline, compare, main, write_baseline
 from harness.results import ResultsFile, load_results, save_results
 from harness.scoring import score
 
@@ -114,3 +114,13 @@ def test_write_baseline_then_compare_via_main(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "junk.json").write_text(json.dumps({"schema_version": 9}))
     assert main(["compare", str(tmp_path / "junk.json"), str(base)]) == 3
     assert main(["frobnicate"]) == 3
+
+
+def test_check_and_write_baseline_take_results_directly(tmp_path: Path) -> None:
+    lossy = run(lost=("t1",))
+    assert lossy.frames
+    base = write_baseline([lossy], tmp_path / "baseline.json")
+    assert lossy.frames, "writing a baseline must not change the results passed in"
+    assert load_results(base).results[0].frames == {}
+    assert check_baseline([run(lost=("t1",))], base) == []
+    assert check_baseline(results(run(lost=("t0", "t1"))), base) == ["s / reference: lost: newly lost: t0"]
