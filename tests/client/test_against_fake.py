@@ -1,0 +1,164 @@
+"""The client against the in-process fake ComfyUI: results compared with the fake's ledger."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from conftest import RUNTIME_ERROR, basic, ledger_images
+from structlog.testing import capture_logs
+
+from client import ClientConfig, ComfyClient, ComfyUnavailable, PromptRejected
+from fake_comfy.ledger import tag_workflow
+
+CFG = ClientConfig.reference().scaled(0.1)
+
+
+async def run_tasks(comfy: ComfyClient, workflows: list[dict]) -> list:
+    handles = await asyncio.gather(*(comfy.submit(wf) for wf in workflows))
+    return list(await asyncio.gather(*(h.result() for h in handles)))
+
+
+def check_against_ledger(server, outcomes) -> None:
+    for outcome in outcomes:
+        record = server.ledger.prompts[outcome.prompt_id]
+        assert record.executions == 1, outcome.prompt_id
+        assert outcome.status == record.outcome, (outcome.prompt_id, outcome.detail)
+        assert ledger_images(outcome.outputs) == ledger_images(record.outputs), outcome.prompt_id
+
+
+async def test_hundred_tasks_no_faults_each_reported_once_with_right_outputs(make_fake):
+    server = await make_fake()
+    with capture_logs() as logs:
+        async with ComfyClient(server.base_url, CFG) as comfy:
+            outcomes = await run_tasks(comfy, [tag_workflow(basic(i), f"t{i}") for i in range(100)])
+            stats = comfy.stats
+    assert len({o.prompt_id for o in outcomes}) == 100
+    assert all(o.status == "success" for o in outcomes)
+    check_against_ledger(server, outcomes)
+    assert set(server.ledger.prompts) == {o.prompt_id for o in outcomes}
+    reported = [e["prompt_id"] for e in logs if e["event"] == "task.reported"]
+    assert sorted(reported) == sorted(o.prompt_id for o in outcomes)  # exactly once each
+    assert stats.reported == 100 and stats.reconnect_attempts == 0 and stats.frames_dropped == 0
+    # one POST and (normally) one history fetch per task
+    assert stats.http_requests <= 100 * 2 + 10, stats
+
+
+async def test_runtime_error_reports_the_server_payload(make_fake):
+    server = await make_fake()
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        (outcome,) = await run_tasks(comfy, [RUNTIME_ERROR])
+    record = server.ledger.prompts[outcome.prompt_id]
+    assert outcome.status == "error" == record.outcome
+    assert outcome.error["exception_message"] == record.error["exception_message"]
+    assert outcome.error["node_id"] == "3"
+
+
+async def test_progress_callback_sees_the_run(make_fake):
+    server = await make_fake()
+    events = []
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        handle = await comfy.submit(basic(1), on_progress=events.append)
+        outcome = await handle.result()
+    assert outcome.status == "success"
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "started" and "executing" in kinds and "executed" in kinds
+    assert {e.prompt_id for e in events} == {outcome.prompt_id}
+
+
+async def test_rejected_workflow_raises_with_the_server_body(make_fake):
+    server = await make_fake()
+    bad = {"1": {"class_type": "NoSuchNodeClass", "inputs": {}}}
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        with pytest.raises(PromptRejected) as info:
+            await comfy.submit(bad)
+    assert info.value.status == 400
+    assert info.value.body["error"]["type"] == "invalid_prompt"
+    assert "NoSuchNodeClass" in info.value.body["error"]["message"]
+
+
+async def test_unreachable_server_gives_a_clear_error_not_a_hang():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = CFG.replace(submit_attempts=3)
+    async with asyncio.timeout(30):
+        async with ComfyClient(f"http://127.0.0.1:{port}", cfg) as comfy:
+            with pytest.raises(ComfyUnavailable, match="3 attempt"):
+                await comfy.submit(basic(0))
+            assert not comfy.connected
+
+
+@pytest.mark.parametrize("bad", [[], {}, "x", {"1": {"class_type": "EmptyImage", "inputs": {"v": object()}}}])
+async def test_malformed_workflow_is_a_value_error(make_fake, bad):
+    server = await make_fake()
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        with pytest.raises(ValueError, match="workflow"):
+            await comfy.submit(bad)
+
+
+async def test_lost_finish_frames_are_recovered(make_fake):
+    faults = [
+        {"kind": "drop", "when": {"on": "message", "type": ["execution_success", "executing:null"], "task": "t1"},
+         "count": 2},
+        {"kind": "drop", "when": {"on": "message", "type": "executing:null", "task": "t3"}},
+    ]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        outcomes = await run_tasks(comfy, [tag_workflow(basic(i), f"t{i}") for i in range(5)])
+    assert all(o.status == "success" for o in outcomes)
+    check_against_ledger(server, outcomes)
+    assert {f.kind for f in server.ledger.faults} == {"drop"}
+
+
+async def test_connection_closed_mid_run_reconnects_and_reconciles(make_fake):
+    faults = [{"kind": "close", "when": {"on": "message", "type": "execution_start", "task": "t2"}}]
+    server = await make_fake(faults, time_scale=0.01)
+    with capture_logs() as logs:
+        async with ComfyClient(server.base_url, CFG) as comfy:
+            outcomes = await run_tasks(comfy, [tag_workflow(basic(i), f"t{i}") for i in range(6)])
+            stats = comfy.stats
+    check_against_ledger(server, outcomes)
+    assert stats.reconnect_attempts >= 1 and stats.ws_connects >= 2 and stats.reconciles >= 1
+    events = [e["event"] for e in logs]
+    assert "ws.reconnect.attempt" in events and "reconcile.start" in events
+
+
+async def test_lost_post_reply_is_looked_up_not_resent(make_fake):
+    faults = [{"kind": "prompt_response_lost", "when": {"at": 0}, "count": 1}]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        outcomes = await run_tasks(comfy, [basic(0)])
+        stats = comfy.stats
+    check_against_ledger(server, outcomes)  # executions == 1: not run twice
+    assert stats.submit_ambiguous == 1 and stats.resubmits == 0
+
+
+async def test_history_5xx_is_retried(make_fake):
+    faults = [{"kind": "http_error", "when": {"at": 0}, "count": 3, "params": {"route": "/history", "status": 500}}]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        outcomes = await run_tasks(comfy, [basic(i) for i in range(3)])
+    check_against_ledger(server, outcomes)
+
+
+async def test_corrupted_frames_are_repaired_or_counted(make_fake):
+    faults = [
+        {"kind": kind, "when": {"on": "frame", "nth": n}}
+        for n, kind in enumerate(["bom", "junk_prefix", "python_repr", "invalid_utf8", "heartbeat", "noise",
+                                  "noise_binary", "truncate", "garble", "concat"], start=3)
+    ]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        outcomes = await run_tasks(comfy, [basic(i) for i in range(4)])
+        stats = comfy.stats
+    check_against_ledger(server, outcomes)
+    assert stats.frames_repaired >= 1 and stats.frames_dropped + stats.frames_ignored >= 1
+    assert stats.ws_connects == 1  # invalid UTF-8 did not kill the socket
+
+
+async def test_seed_profile_runs_a_clean_workload(make_fake):
+    server = await make_fake()
+    async with ComfyClient(server.base_url, ClientConfig.seed().scaled(0.1)) as comfy:
+        outcomes = await run_tasks(comfy, [basic(i) for i in range(5)])
+    check_against_ledger(server, outcomes)
