@@ -137,6 +137,7 @@ class Tracker:
         self._next_poll: float | None = None
         self._next_probe: float = 0.0
         self._next_silence_check: float | None = None
+        self._reconnect_requested = False
 
     # ---- task lifecycle -------------------------------------------------------------
 
@@ -194,6 +195,7 @@ class Tracker:
     def on_connected(self, now: float) -> list[Action]:
         self.ws_connected = True
         self.connected_at = now
+        self._reconnect_requested = False
         self._next_poll = None
         self._next_probe = now + self.cfg.probe_quiet
         self._next_silence_check = None
@@ -389,9 +391,11 @@ class Tracker:
     def _found(self, task: TaskState, outcome: Outcome, reason: str) -> list[Action]:
         actions: list[Action] = []
         if reason == "probe" and self.ws_connected and task.ws_terminal is None and not task.ws_success:
-            self.stats.unresponsive += 1
             log.warning("health.unresponsive", prompt_id=task.prompt_id, detail="finished without a frame")
-            actions.append(ForceReconnect("health.unresponsive"))
+            if not self._reconnect_requested:
+                self._reconnect_requested = True
+                self.stats.unresponsive += 1
+                actions.append(ForceReconnect("health.unresponsive"))
         if reason != "ws":
             log.info(f"{reason}.found_completed", prompt_id=task.prompt_id, status=outcome.status)
         return self._finalize(task, outcome) + actions

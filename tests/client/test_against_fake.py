@@ -162,3 +162,41 @@ async def test_seed_profile_runs_a_clean_workload(make_fake):
     async with ComfyClient(server.base_url, ClientConfig.seed().scaled(0.1)) as comfy:
         outcomes = await run_tasks(comfy, [basic(i) for i in range(5)])
     check_against_ledger(server, outcomes)
+
+
+async def test_silent_socket_is_detected_and_tasks_still_reported(make_fake):
+    # the socket stays open but nothing arrives and pings go unanswered, for 3 s (scaled 0.1 → 0.3 s... 
+    # scaled by the engine's time_scale 0.01 → 2 s of wall time here)
+    faults = [{"kind": "silent", "when": {"on": "message", "type": "execution_start", "task": "t1"}, "duration": 200}]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        outcomes = await run_tasks(comfy, [tag_workflow(basic(i), f"t{i}") for i in range(4)])
+        stats = comfy.stats
+    check_against_ledger(server, outcomes)
+    assert stats.probes + stats.ws_connects > 1  # noticed through the probe or the heartbeat
+
+
+async def test_abort_then_refused_reconnects_fall_back_to_polling(make_fake):
+    faults = [
+        {"kind": "abort", "when": {"on": "message", "type": "execution_start", "task": "t0"}},
+        {"kind": "refuse", "when": {"on": "message", "type": "execution_start", "task": "t0"}, "duration": 150},
+    ]
+    server = await make_fake(faults, time_scale=0.01)
+    with capture_logs() as logs:
+        async with ComfyClient(server.base_url, CFG) as comfy:
+            outcomes = await run_tasks(comfy, [tag_workflow(basic(i), f"t{i}") for i in range(4)])
+            stats = comfy.stats
+    check_against_ledger(server, outcomes)
+    assert stats.reconnect_attempts >= 2
+    sources = {o.source for o in outcomes}
+    assert sources & {"poll", "reconcile", "hint", "probe"}, sources
+    assert any(e["event"] == "ws.connect.failed" for e in logs)
+
+
+async def test_server_restart_keeping_history(make_fake):
+    faults = [{"kind": "restart", "when": {"on": "task_complete", "task": "t1"}, "params": {"keep_history": True}}]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        handles = [await comfy.submit(tag_workflow(basic(i), f"t{i}")) for i in range(2)]
+        outcomes = [await h.result() for h in handles]
+    check_against_ledger(server, outcomes)
