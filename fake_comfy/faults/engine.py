@@ -253,6 +253,10 @@ class FaultEngine:
         self._current_index: int | None = None
         self._anchors: list[_Anchor] = []
         self._dead: dict[int, str] = {}  # conn_id → the fault that closed/aborted it
+        # task_complete: the executor may report completion before or after the transport sent
+        # the completion message; remember which went out so both orders fire at the same frame.
+        self._watch_completions = any(s.spec.when.on == "task_complete" for s in self._states)
+        self._completion_sent: set[str | None] = set()
         self._frame_watch = [s for s in self._states if s.spec.when.on in ("message", "frame")]
         self._event_watch = [s for s in self._states if s.spec.when.on in EVENT_TRIGGERS.values()]
         self._connect_watch = [s for s in self._states if s.spec.when.on in ("connect", "reconnect")]
@@ -519,6 +523,8 @@ class FaultEngine:
         if event.kind == "message":
             # Emitted by the transport right before on_ws_frame for the same frame.
             self._last_message = (event.prompt_id, event.detail.get("message_index"))
+            if self._watch_completions and event.message_type in COMPLETION_MESSAGES:
+                self._completion_sent.add(event.prompt_id)
             if self._anchors:
                 self._resolve_anchors(event)
             return
@@ -552,11 +558,12 @@ class FaultEngine:
         """Tie an event-triggered fault to the frame stream, so it takes effect at the same
         protocol moment however far the transport lags behind the executor: before the
         node's `executing` (node_start), before `execution_start` (task_start), right after
-        the completion message (task_complete). With no socket for the client, fire now."""
+        the completion message went out (task_complete). With no socket for the client, fire now."""
         if event.client_id is None or not any(c.sid == event.client_id for c in self._conns.values()):
             self._fire_sync(state, now, client=event.client_id, task=event.task_id, conn=None)
             return
-        self._anchors.append(_Anchor(state, event))
+        armed = event.kind == "prompt_completed" and event.prompt_id in self._completion_sent
+        self._anchors.append(_Anchor(state, event, armed=armed))
 
     def _resolve_anchors(self, event: ServerEvent) -> None:
         """On each `message` event (a frame about to go out): fire anchored faults due now."""

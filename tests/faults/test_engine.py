@@ -320,3 +320,22 @@ async def test_ledger_message_marked_with_fault() -> None:
     assert server.ledger.marks == [(FRAMES[success].prompt_id, success, {"fault": "garble"})]
     ((kind, detail, sent),) = server.ledger.faults
     assert kind == "garble" and detail["spec_index"] == 0 and sent == conn.texts()[success]
+
+
+@pytest.mark.parametrize("event_first", [True, False])
+async def test_task_complete_fires_at_the_same_frame_whichever_comes_first(event_first: bool) -> None:
+    """The executor's completion event and the transport's completion message race; the
+    fault must hit the frame after the completion message either way."""
+    engine, _ = make([{"kind": "drop", "when": {"on": "task_complete", "task": "t0"}, "target": {"client": "c0"}}])
+    conn = MemConn()
+    assert engine.on_ws_connect(conn)
+    completed = ServerEvent("prompt_completed", 1.0, prompt_id=FRAMES[3].prompt_id, task_id="t0", client_id="c0")
+    if event_first:
+        engine.on_event(completed)
+    await send(engine, conn, FRAMES[-3])  # execution_success
+    if not event_first:
+        engine.on_event(completed)
+    for frame in FRAMES[-2:]:  # status, executing null
+        await send(engine, conn, frame)
+    assert conn.texts() == [FRAMES[-3].text, FRAMES[-1].text]
+    assert [a.target["message"] for a in engine.applied()] == ["status"]
