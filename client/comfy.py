@@ -250,11 +250,15 @@ class ComfyClient:
         )
 
     async def _lookup(self, prompt_id: str) -> LookupVerdict:
-        """Ask /queue and /history/{id} whether an ambiguous POST got through (twice, spaced)."""
+        """Ask /queue and /history/{id} whether an ambiguous POST got through.
+
+        Asked `submit_lookups` times at doubling intervals: a POST still held up on its way
+        (slow proxy, busy server) may land after the first look.
+        """
         assert self._http is not None
         verdict = LookupVerdict.UNKNOWN
-        for _ in range(self.config.submit_lookups):
-            await asyncio.sleep(self.config.submit_lookup_delay)
+        for i in range(self.config.submit_lookups):
+            await asyncio.sleep(self.config.submit_lookup_delay * 2**i)
             queue = history = None
             try:
                 history = await self._http.get_history(prompt_id)

@@ -59,7 +59,7 @@ class ClientConfig:
     submit_attempts: int = 5
     submit_retry_delay: float = _duration(0.5)
     submit_lookup_delay: float = _duration(0.5)
-    submit_lookups: int = 2
+    submit_lookups: int = 3
 
     # Misc
     rng_seed: int = 0
