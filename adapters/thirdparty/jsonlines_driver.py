@@ -92,11 +92,7 @@ class _Emitter:
             sys.stdout.flush()
 
 
-class _End:
-    pass
-
-
-_END = _End()
+_END = object()  # stdin closed
 
 
 def _fail(where: str, what: str) -> NoReturn:
@@ -123,7 +119,8 @@ def _read_stdin(loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[Any]) -> N
 def _field(message: dict[str, Any], name: str, types: type | tuple[type, ...], where: str) -> Any:
     value = message.get(name)
     if not isinstance(value, types) or isinstance(value, bool):
-        _fail(where, f"{message.get('type')!r} needs field {name!r} of type {types}, got {value!r}")
+        wanted = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        _fail(where, f"{message.get('type')!r} needs field {name!r} of type {wanted}, got {value!r}"[:300])
     return value
 
 
