@@ -36,9 +36,16 @@ async def connect(server: FakeComfy, client: str = "c0", api: bool = False) -> R
     return await RawWs.connect("127.0.0.1", server.port, f"{'/api' if api else ''}/ws?clientId={client}")
 
 
-async def submit(server: FakeComfy, client: str = "c0", task: str = "t0") -> str:
+def variant(color: int) -> dict[str, Any]:
+    """W_BASIC with another colour, so it is not served from the fake's cache."""
+    workflow = json.loads(json.dumps(W_BASIC))
+    workflow["1"]["inputs"]["color"] = color
+    return workflow
+
+
+async def submit(server: FakeComfy, client: str = "c0", task: str = "t0", workflow: dict[str, Any] | None = None) -> str:
     async with aiohttp.ClientSession() as http:
-        body = {"prompt": tag_workflow(W_BASIC, task), "client_id": client}
+        body = {"prompt": tag_workflow(workflow or W_BASIC, task), "client_id": client}
         async with http.post(f"{server.base_url}/prompt", data=json.dumps(body)) as resp:
             assert resp.status == 200, await resp.text()
             return (await resp.json())["prompt_id"]
