@@ -110,6 +110,8 @@ class ScenarioResult:
     source: str | None = None
     description: str = ""
     tags: list[str] = field(default_factory=list)
+    client_ids: dict[str, str] = field(default_factory=dict)
+    """WebSocket client id (sid) → `c<client_index>`, where a report ties them together."""
 
     @property
     def key(self) -> tuple[str, str]:

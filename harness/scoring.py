@@ -111,6 +111,47 @@ def _short(prompt_id: str | None) -> str:
     return f"prompt {prompt_id[:8]}…" if len(prompt_id) > 9 else f"prompt {prompt_id}"
 
 
+def merge_windows(marks: Iterable[FaultMark]) -> list[tuple[FaultMark, float, float, int]]:
+    """Fault windows (t_end > t) of the same spec and kind, overlapping or touching, merged:
+    (first mark, start, end, number of records). A `silent` window records every frame it
+    withholds; this turns them back into the one window it was."""
+    by_spec: dict[tuple, list[FaultMark]] = {}
+    for m in marks:
+        if m.t_end is not None and m.t_end > m.t:
+            by_spec.setdefault((m.spec_index, m.kind), []).append(m)
+    merged: list[tuple[FaultMark, float, float, int]] = []
+    for group in by_spec.values():
+        group.sort(key=lambda m: m.t)
+        first, start, end, count = group[0], group[0].t, group[0].t_end, 1
+        for m in group[1:]:
+            if m.t <= end:
+                end, count = max(end, m.t_end), count + 1
+            else:
+                merged.append((first, start, end, count))
+                first, start, end, count = m, m.t, m.t_end, 1
+        merged.append((first, start, end, count))
+    return sorted(merged, key=lambda w: w[1])
+
+
+def group_faults(marks: list[FaultMark]) -> list[str]:
+    """Describe faults for a reason line, folding repeats: the records of one window become
+    one entry, and so do repeated instant faults of one spec with the same label."""
+    lines: list[tuple[float, str]] = []
+    for first, start, end, count in merge_windows(marks):
+        label = first.kind if count > 1 else first.label
+        times = f" (×{count})" if count > 1 else ""
+        lines.append((start, f"{label} from {_fmt_t(start)} to {_fmt_t(end)}{times}"))
+    instants: dict[tuple, list[FaultMark]] = {}
+    for m in marks:
+        if m.t_end is None or m.t_end <= m.t:
+            instants.setdefault((m.spec_index, m.label), []).append(m)
+    for group in instants.values():
+        first = group[0]
+        extra = f" (×{len(group)}, last at {_fmt_t(group[-1].t)})" if len(group) > 1 else ""
+        lines.append((first.t, f"{first.label} at {_fmt_t(first.t)}{extra}"))
+    return [text for _, text in sorted(lines, key=lambda pair: pair[0])]
+
+
 @dataclass
 class _Task:
     task_id: str
@@ -485,6 +526,7 @@ class _Scoring:
             source=str(source) if source != "?" else None,
             description=str(self.scenario.get("description") or ""),
             tags=list(self.scenario.get("tags") or []),
+            client_ids=dict(self.sid_names),
         )
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:
@@ -499,9 +541,9 @@ class _Scoring:
         if s.reported_at:
             head += f"first reported {s.reported_outcomes[0]} at {_fmt_t(s.reported_at[0])}, "
         head += s.why
-        near = self.near(s, marks)
+        near = group_faults(self.near(s, marks))
         if near:
-            listed = ", ".join(f"{m.label} at {_fmt_t(m.t)}" for m in near[:5])
+            listed = ", ".join(near[:5])
             more = f", … ({len(near) - 5} more)" if len(near) > 5 else ""
             head += f"; faults around it: {listed}{more}"
         else:
@@ -518,8 +560,9 @@ class _Scoring:
         if metrics["crash"] and not e.get("crash", False):
             detail = next((c.get("detail") for c in crashes if c.get("detail")), None)
             tail = next((a.get("stderr_tail") for a in adapters if a.get("stderr_tail")), None)
-            codes = [a.get("exit_code") for a in adapters if a.get("crashed")]
-            out.append(f"crash: the client crashed (exit codes {codes}){': ' + str(detail or tail)[-300:] if detail or tail else ''}")
+            codes = [a.get("exit_code") for a in adapters if a.get("crashed") and a.get("exit_code") is not None]
+            text = "crash: the client crashed" + (f" (exit code {', '.join(map(str, codes))})" if codes else "")
+            out.append(text + (f": {str(detail or tail)[-300:]}" if detail or tail else ""))
         want = float(e.get("completeness", 1.0))
         if metrics["completeness"] < want:
             out.append(

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from harness.report.matrix import build_matrix
 from harness.report.terminal import COLUMNS
 from harness.results import ResultsFile, ScenarioResult, TaskScore
+from harness.scoring import merge_windows
 
 MAX_LANES = 80
 LABEL_W = 150
@@ -36,7 +37,7 @@ td.verdict{font-weight:600;text-align:center}.run-info{color:#555}
 pre.reasons{background:#fafafa;border:1px solid #e3e6ea;padding:8px;white-space:pre-wrap;font-size:12.5px}
 section.result{border-top:2px solid #e3e6ea;margin-top:24px}
 svg.timeline{border:1px solid #e3e6ea;background:#fcfcfd}
-svg text{font:11px system-ui,sans-serif;fill:#333}
+svg text{font:11px system-ui,sans-serif;fill:#333}svg text.cut{fill:#777;font-style:italic}
 .axis line{stroke:#ccd}.fault-window{fill:#f3b6b6;fill-opacity:.35}.fault-window.ineffective{fill:#bbb}
 .fault-mark{fill:#d33}.fault-mark.ineffective{fill:#999}
 .conn-open{fill:#7fbf8e}.conn-orphaned{fill:#e0b050}.conn-replaced{fill:#c9a0dc}.conn-refused{fill:#d33}
@@ -104,10 +105,14 @@ class _Timeline:
             times += [x for x in (t.submitted_at, t.accepted_at, t.completed_at, *t.reported_at) if x is not None]
         for f in result.faults:
             times += [x for x in (f.t, f.t_end) if x is not None]
-        self.span = max(max(times), 1e-3)
+        active = max(times[1:], default=0.0)
+        # A run that idled long after the last event (a hang until the deadline) is drawn
+        # up to shortly after that event, so the interesting part is not squashed.
+        self.cut = result.duration if active > 0 and active < 0.5 * result.duration else None
+        self.span = max(active * 1.15 if self.cut is not None else max(times), 1e-3)
 
     def x(self, t: float) -> float:
-        return round(LABEL_W + max(0.0, t) / self.span * PLOT_W, 2)
+        return round(LABEL_W + min(max(0.0, t), self.span) / self.span * PLOT_W, 2)
 
     def lanes(self) -> tuple[list[TaskScore], int]:
         tasks = self.r.tasks
@@ -139,6 +144,11 @@ class _Timeline:
         for task in tasks:
             out.append(self.task_lane(task, y))
             y += ROW_H
+        if self.cut is not None:
+            out.append(
+                f'<text class="cut" x="{LABEL_W + PLOT_W}" y="{height - 4}" text-anchor="end">'
+                f"nothing new until the run ended at +{self.cut:.2f} s →</text>"
+            )
         out.append("</svg>")
         if hidden:
             out.append(f'<p class="hidden-lanes">{hidden} tasks without problems are not drawn.</p>')
@@ -159,24 +169,31 @@ class _Timeline:
 
     def faults(self, height: int) -> str:
         parts = ['<g class="faults">', f'<text x="4" y="{AXIS_H + 11}">faults</text>']
-        for f in self.r.faults:
-            x0 = self.x(f.t)
-            end = f.t_end if f.t_end is not None and f.t_end > f.t else None
-            width = max(2.0, round(self.x(end) - x0, 2)) if end is not None else 2.0
-            cls = "fault-window" if end is not None else "fault-mark"
-            if not f.effective:
-                cls += " ineffective"
-            top, h = (AXIS_H, height - AXIS_H) if end is not None else (AXIS_H + 2, ROW_H - 4)
-            when = f"+{f.t:.2f} s" + (f" to +{end:.2f} s" if end is not None else "")
+        for first, start, end, count in merge_windows(self.r.faults):
+            x0 = self.x(start)
+            width = max(2.0, round(self.x(end) - x0, 2))
+            cls = "fault-window" if first.effective else "fault-window ineffective"
+            label = first.kind if count > 1 else first.label
+            records = f", {count} records" if count > 1 else ""
             parts.append(
-                f'<rect class="{cls}" data-kind="{escape(f.kind)}" data-t="{f.t:.3f}" x="{x0}" y="{top}" '
-                f'width="{width}" height="{h}"><title>{escape(f.label)} {when} ({escape(f.source)})</title></rect>'
+                f'<rect class="{cls}" data-kind="{escape(first.kind)}" data-t="{start:.3f}" x="{x0}" y="{AXIS_H}" '
+                f'width="{width}" height="{height - AXIS_H}"><title>{escape(label)} +{start:.2f} s to '
+                f"+{end:.2f} s ({escape(first.source)}{records})</title></rect>"
+            )
+        for f in self.r.faults:
+            if f.t_end is not None and f.t_end > f.t:
+                continue
+            cls = "fault-mark" if f.effective else "fault-mark ineffective"
+            parts.append(
+                f'<rect class="{cls}" data-kind="{escape(f.kind)}" data-t="{f.t:.3f}" x="{self.x(f.t)}" '
+                f'y="{AXIS_H + 2}" width="2" height="{ROW_H - 4}"><title>{escape(f.label)} +{f.t:.2f} s '
+                f"({escape(f.source)})</title></rect>"
             )
         parts.append("</g>")
         return "".join(parts)
 
     def conn_lane(self, sid: str, y: int) -> str:
-        name = sid if len(sid) <= 14 else sid[:12] + "…"
+        name = self.r.client_ids.get(sid) or (sid if len(sid) <= 14 else sid[:12] + "…")
         parts = [f'<g class="conn-lane" data-sid="{escape(sid)}"><text x="4" y="{y + 11}">ws {escape(name)}</text>']
         for span in (c for c in self.r.connections if c.sid == sid):
             x0 = self.x(span.start)

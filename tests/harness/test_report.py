@@ -209,3 +209,19 @@ def test_results_errors_name_file_and_problem(tmp_path: Path) -> None:
         load_results(broken)
     with pytest.raises(ResultsError, match="cannot read"):
         load_results(tmp_path / "missing.json")
+
+
+def test_one_window_per_merged_fault_and_idle_tail_is_cut() -> None:
+    p = prompt("p0", "t0", completed=0.3)
+    window = [fault(0.1 + i * 0.01, "silent", message=m, t_end=0.6 + i * 0.01, spec_index=0)
+              for i, m in enumerate(["execution_start", "executing", "executed"])]
+    connections = [{"t": T0, "sid": SID, "event": "open", "conn_id": 1}]
+    res = score(record([p], [submitted("t0", "p0")], fault_specs=[{"kind": "silent"}], fault_log=window,
+                       connections=connections, t_end=30.0))
+    page = parse(render_html([res]))
+    (rect,) = page.find("rect", class_="fault-window")
+    assert rect["attrs"]["data-t"] == "0.100" and "3 records" in rect["text"]
+    (cut,) = page.find("text", class_="cut")
+    assert "+30.00 s" in cut["text"]
+    lane = page.find("g", class_="conn-lane")[0]
+    assert lane["attrs"]["data-sid"] == SID and "ws c0" in lane["text"]

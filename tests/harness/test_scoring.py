@@ -273,3 +273,17 @@ def test_toxic_fault_label_from_the_runner_fault_log_shape() -> None:
     res = score(record(prompts, reports, fault_specs=[{"kind": "toxic"}], fault_log=[toxic]))
     (mark,) = res.faults
     assert (mark.label, mark.t, mark.t_end, mark.source) == ("toxic timeout downstream", 0.3, 0.9, "toxiproxy")
+
+
+def test_repeated_fault_records_are_folded_in_reasons() -> None:
+    p = prompt("p0", "t0", completed=0.3)
+    window = [fault(0.1 + i * 0.01, "silent", message=m, t_end=0.6, spec_index=0)
+              for i, m in enumerate(["execution_start", "executing", "executed"])]
+    instants = [fault(0.2 + i * 0.01, "junk_prefix", message="executing", spec_index=1) for i in range(3)]
+    specs = [{"kind": "silent"}, {"kind": "junk_prefix"}]
+    res = score(record([p], [submitted("t0", "p0")], fault_specs=specs, fault_log=window + instants))
+    line = next(r for r in res.reasons if r.startswith("t0 "))
+    assert line.endswith(
+        "faults around it: silent from +0.10 s to +0.60 s (×3), "
+        "junk_prefix executing→c0 at +0.20 s (×3, last at +0.22 s)"
+    )
