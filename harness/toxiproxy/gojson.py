@@ -70,7 +70,7 @@ def loads(body: bytes) -> Any:
     try:
         value, _ = _DECODER.raw_decode(stripped)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(stripped.rstrip(" \t\r\n")):
+        if exc.pos >= len(stripped.rstrip(" \t\r\n")) or exc.msg.startswith("Unterminated string"):
             raise GoJSONError("unexpected EOF") from None
         bad = stripped[exc.pos]
         context = "looking for beginning of value"

@@ -1,0 +1,37 @@
+"""Conformance suite fixtures: runs against whichever Toxiproxy the backend resolves to
+(set TOXIPROXY_URL to check a real Toxiproxy; see docs/toxiproxy.md)."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from harness.toxiproxy import ToxiproxyControl
+from harness.toxiproxy.backend import Backend
+from toxiproxy_helpers import Api
+
+pytest_plugins = ["harness.toxiproxy.fixtures"]
+
+
+@pytest.fixture
+async def api(toxiproxy_backend: Backend) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession(headers={"User-Agent": "comfy-chaos-tests"}) as session:
+        client = Api(toxiproxy_backend.url, session)
+        try:
+            yield client
+        finally:
+            for name in client.created:
+                await client.call("DELETE", f"/proxies/{name}")
+
+
+@pytest.fixture
+async def ctl(toxiproxy_backend: Backend) -> AsyncIterator[ToxiproxyControl]:
+    async with ToxiproxyControl(toxiproxy_backend.url, timeout=10.0) as control:
+        yield control
+
+
+@pytest.fixture
+def bundled_only(toxiproxy_backend: Backend) -> None:
+    if toxiproxy_backend.kind != "bundled":
+        pytest.skip("checks a documented deviation of the bundled server")
