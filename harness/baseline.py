@@ -15,10 +15,11 @@ Several results for one pair (repeats) are merged: problems united, worst verdic
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from harness.results import ResultsError, ResultsFile, ScenarioResult, load_results, save_results
 from harness.scoring import task_sort_key
@@ -92,6 +93,10 @@ def _ids(ids: set[str]) -> str:
     return ", ".join(sorted(ids, key=task_sort_key))
 
 
+def _add_regression(out: Comparison, scenario: str, client: str, kind: str, detail: str) -> None:
+    out.regressions.append(Regression(scenario, client, kind, detail))
+
+
 def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = Tolerance()) -> Comparison:
     """List what got worse in `current` compared with `baseline`."""
     now, then = _merge(current.results), _merge(baseline.results)
@@ -106,9 +111,7 @@ def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = 
             out.notes.append(f"{scenario} / {client}: new (no baseline)")
             continue
 
-        def regress(kind: str, detail: str) -> None:
-            out.regressions.append(Regression(scenario, client, kind, detail))
-
+        regress = functools.partial(_add_regression, out, scenario, client)
         for problem, ids in sorted(cur.problems.items()):
             new = ids - base.problems.get(problem, set())
             if new:

@@ -122,7 +122,7 @@ class ScenarioResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ScenarioResult":
+    def from_dict(cls, data: dict[str, Any]) -> ScenarioResult:
         data = dict(data)
         data["tasks"] = [_from_dict(TaskScore, t) for t in data.get("tasks", [])]
         data["faults"] = [_from_dict(FaultMark, f) for f in data.get("faults", [])]
@@ -141,7 +141,7 @@ class ResultsFile:
         return {"schema_version": SCHEMA_VERSION, "run": self.run, "results": [r.to_dict() for r in self.results]}
 
     @classmethod
-    def from_dict(cls, data: Any, *, source: str = "<results>") -> "ResultsFile":
+    def from_dict(cls, data: Any, *, source: str = "<results>") -> ResultsFile:
         if not isinstance(data, dict):
             raise ResultsError(f"{source}: expected a JSON object at the top level")
         version = data.get("schema_version")

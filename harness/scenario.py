@@ -77,7 +77,7 @@ def _check_workflow_ref(value: Any) -> Any:
 
 
 WorkflowRef = Annotated[
-    Union[str, dict[str, Any]],
+    str | dict[str, Any],
     BeforeValidator(_check_workflow_ref),
     Field(
         description="A workflow name from harness.workflows or an inline API-format workflow",
@@ -104,7 +104,7 @@ class Submit(_Model):
     )
 
     @model_validator(mode="after")
-    def _interval_needed(self) -> "Submit":
+    def _interval_needed(self) -> Submit:
         if self.pattern == "interval" and self.interval is None:
             raise ValueError("expected interval (seconds) with pattern: interval, got nothing")
         return self
@@ -166,7 +166,7 @@ class Scenario(_Model):
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Scenario":
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
         """Inverse of `to_dict`."""
         data = dict(data)
         source = data.pop("source", None)
@@ -174,7 +174,7 @@ class Scenario(_Model):
         scenario._source = source
         return scenario
 
-    def plan(self) -> list["PlannedTask"]:
+    def plan(self) -> list[PlannedTask]:
         """The tasks of this scenario: ids, workflows (seed-varied), clients and due times."""
         rng = random.Random(f"mix:{self.seed}")
         mix = self.workload.mix

@@ -11,9 +11,10 @@ its connections (open / orphaned / replaced / refused); one lane per task: waiti
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from harness.report.matrix import build_matrix
 from harness.report.terminal import COLUMNS
@@ -232,7 +233,7 @@ class _Timeline:
                 f'width="6" height="{ROW_H - 4}"><title>completed {escape(str(task.server_outcome))} at '
                 f"+{task.completed_at:.2f} s</title></rect>"
             )
-        for t, outcome in zip(task.reported_at, task.reported_outcomes):
+        for t, outcome in zip(task.reported_at, task.reported_outcomes, strict=False):
             parts.append(
                 f'<circle class="report" data-t="{t:.3f}" cx="{self.x(t)}" cy="{mid}" r="4">'
                 f"<title>reported {escape(outcome)} at +{t:.2f} s</title></circle>"

@@ -6,8 +6,8 @@ else `pass`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from harness.report.terminal import format_table
 from harness.results import ScenarioResult

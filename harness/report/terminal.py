@@ -1,7 +1,8 @@
 """Plain-text summary table for the CLI (no colours, no terminal control codes)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from harness.results import ScenarioResult
 

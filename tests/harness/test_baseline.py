@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from scoring_records import T0, ok_task, prompt, record, result, submitted
+from scoring_records import ok_task, record
 
 from harness.baseline import Tolerance, check_baseline, compare, main, write_baseline
 from harness.results import ResultsFile, load_results, save_results
