@@ -25,6 +25,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _configure_logging(verbosity: int) -> None:
+    """Logs go to stderr (progress and summary to stdout); quiet unless -v."""
+    import logging
+
+    import structlog
+
+    level = [logging.ERROR, logging.WARNING, logging.INFO][min(verbosity, 2)] if verbosity < 3 else logging.DEBUG
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
 def main(command: str, argv: list[str]) -> int:
     try:
         if command == "run":
@@ -51,6 +64,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "cmd:<command>, isolated:<name>, py:<module>:<Class>")
     parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
     parser.add_argument("--report-dir", default=DEFAULT_REPORT_DIR, help=f"where to write the report (default {DEFAULT_REPORT_DIR})")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr: -v warnings, -vv info, -vvv debug (default: errors only)")
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -103,6 +118,7 @@ def _check_clients(clients: list[str]) -> None:
 def _run(args: argparse.Namespace) -> int:
     from harness.suite import load_all
 
+    _configure_logging(args.verbose)
     if args.jobs < 1:
         raise UsageError(f"comfy-chaos run: -j: expected at least 1, got {args.jobs}")
     if args.time_scale is not None and args.time_scale <= 0:
@@ -136,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from harness.scenario import ScenarioError, load_scenario
 
+    _configure_logging(args.verbose)
     path = Path(args.file)
     try:
         scenario = load_scenario(path)

@@ -49,8 +49,9 @@ class RunError(Exception):
 class Harness:
     """One Toxiproxy backend shared by many runs: `async with Harness() as h: await h.run(...)`."""
 
-    def __init__(self, toxiproxy_url: str | None = None) -> None:
+    def __init__(self, toxiproxy_url: str | None = None, *, done_margin: float = DONE_MARGIN_S) -> None:
         self._url = toxiproxy_url
+        self.done_margin = done_margin
         self._backend: Any = None
         self.backend_info: dict[str, Any] = {}
 
@@ -80,7 +81,13 @@ class Harness:
         self, scenario: Scenario, client: str, *, seed: int | None = None, time_scale: float | None = None
     ) -> RunRecord:
         return await run_scenario(
-            scenario, client, toxiproxy_url=self.url, backend_info=self.backend_info, seed=seed, time_scale=time_scale
+            scenario,
+            client,
+            toxiproxy_url=self.url,
+            backend_info=self.backend_info,
+            seed=seed,
+            time_scale=time_scale,
+            done_margin=self.done_margin,
         )
 
 
@@ -99,6 +106,7 @@ async def run_scenario(
     backend_info: dict[str, Any] | None = None,
     seed: int | None = None,
     time_scale: float | None = None,
+    done_margin: float = DONE_MARGIN_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> RunRecord:
     """Run `scenario` with `client` (an adapter spec, see `harness.adapters.load_adapter`).
@@ -106,7 +114,8 @@ async def run_scenario(
     Raises `AdapterError` for an unknown client, `RunError` when the harness fails.
     """
     adapters = [load_adapter(client) for _ in range(scenario.clients)]
-    return await _Run(scenario, client, adapters, toxiproxy_url, backend_info or {}, seed, time_scale, clock).execute()
+    run = _Run(scenario, client, adapters, toxiproxy_url, backend_info or {}, seed, time_scale, clock, done_margin)
+    return await run.execute()
 
 
 class _Run:
@@ -120,7 +129,9 @@ class _Run:
         seed: int | None,
         time_scale: float | None,
         clock: Callable[[], float],
+        done_margin: float,
     ) -> None:
+        self.done_margin = done_margin
         self.seed = scenario.seed if seed is None else seed
         self.scenario = scenario if seed is None else scenario.model_copy(update={"seed": seed})
         scalable = all(adapter.scalable for adapter in adapters)
@@ -261,7 +272,7 @@ class _Run:
         for session in self.sessions:
             session.end()
         if self.adapter_tasks:
-            _, pending = await asyncio.wait(self.adapter_tasks, timeout=DONE_MARGIN_S)
+            _, pending = await asyncio.wait(self.adapter_tasks, timeout=self.done_margin)
             for task, session in zip(self.adapter_tasks, self.sessions):
                 if task in pending:
                     session.info.hung = True

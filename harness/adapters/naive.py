@@ -37,26 +37,37 @@ class NaiveAdapter:
         client_id = uuid.uuid4().hex
         session.ready("naive", "1", caps=[])
         waiting: dict[str, asyncio.Future[None]] = {}
+        dead = asyncio.Event()
+        workers: set[asyncio.Task[None]] = set()
         async with aiohttp.ClientSession(base_url=session.base_url) as http:
             ws = await http.ws_connect("/ws", params={"clientId": client_id}, heartbeat=None)
             reader = asyncio.create_task(self._read(ws, waiting))
-            workers: set[asyncio.Task[None]] = set()
-            try:
+
+            async def intake() -> None:
                 async for task in session.tasks():
-                    worker = asyncio.create_task(self._one(http, client_id, task, session, waiting))
-                    workers.add(worker)
-                    worker.add_done_callback(workers.discard)
-                    if reader.done():
-                        break
-                while workers and not reader.done():
+                    workers.add(asyncio.create_task(self._one(http, client_id, task, session, waiting, dead)))
+
+            feeding = asyncio.create_task(intake())
+            try:
+                await asyncio.wait([reader, feeding], return_when=asyncio.FIRST_COMPLETED)
+                while not reader.done() and not all(w.done() for w in workers):
                     await asyncio.wait([reader, *workers], return_when=asyncio.FIRST_COMPLETED)
-                if reader.done() and reader.exception() is not None:
-                    raise NaiveClientDied(str(reader.exception())) from reader.exception()
+                if reader.done():
+                    # The socket is gone, as in the example script when ws.recv() raises: every
+                    # task still waiting for its frame is never reported; a task whose frame
+                    # already came finishes its /history read (plain HTTP) first.
+                    error = reader.exception()
+                    dead.set()
+                    feeding.cancel()
+                    for future in waiting.values():
+                        if not future.done():
+                            future.set_exception(NaiveClientDied(str(error)))
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    raise NaiveClientDied(str(error)) from error
             finally:
-                reader.cancel()
-                for worker in workers:
-                    worker.cancel()
-                await asyncio.gather(reader, *workers, return_exceptions=True)
+                for job in (reader, feeding, *workers):
+                    job.cancel()
+                await asyncio.gather(reader, feeding, *workers, return_exceptions=True)
                 await ws.close()
         session.done()
 
@@ -83,6 +94,7 @@ class NaiveAdapter:
         task: Task,
         session: AdapterSession,
         waiting: dict[str, asyncio.Future[None]],
+        dead: asyncio.Event,
     ) -> None:
         try:
             async with http.post("/prompt", json={"prompt": task.workflow, "client_id": client_id}) as resp:
@@ -91,9 +103,13 @@ class NaiveAdapter:
         except Exception as exc:  # the example would raise to its caller
             session.result(task.task_id, "error", detail=f"POST /prompt failed: {exc!r}")
             return
-        finished = waiting.setdefault(prompt_id, asyncio.get_running_loop().create_future())
         session.submitted(task.task_id, prompt_id)
-        await finished
+        if dead.is_set():
+            return  # the client already died; nobody is left to report this task
+        try:
+            await waiting.setdefault(prompt_id, asyncio.get_running_loop().create_future())
+        except NaiveClientDied:
+            return
         try:
             async with http.get(f"/history/{prompt_id}") as resp:
                 entry: dict[str, Any] = (await resp.json(content_type=None))[prompt_id]
