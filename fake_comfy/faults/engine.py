@@ -341,6 +341,12 @@ class FaultEngine:
         Returns its fate; the fault's name is also written to the frame's ledger message
         record (found via the transport's preceding `message` event).
         """
+        if not self._states:  # an empty schedule costs one check
+            if frame.text is not None:
+                await conn.send_text(frame.text)
+            else:
+                await conn.send_bytes(frame.data or b"")
+            return DELIVERED
         prompt_id, index = self._last_message
         self._last_message = (None, None)
         if prompt_id != frame.prompt_id:
@@ -520,6 +526,8 @@ class FaultEngine:
 
     def on_event(self, event: ServerEvent) -> None:
         """Event triggers; also tracks disconnects and completions (history_lag)."""
+        if not self._states:
+            return
         if event.kind == "message":
             # Emitted by the transport right before on_ws_frame for the same frame.
             self._last_message = (event.prompt_id, event.detail.get("message_index"))
