@@ -261,12 +261,6 @@ class _Scoring:
             by_pid = self.prompt_by_id.get(first.get("prompt_id"))
             if by_pid is not None and by_pid in completed:
                 matched = by_pid
-            if len(set(outcomes)) > 1:
-                problems.append("contradictory")
-                why.append(f"reported {' and '.join(dict.fromkeys(outcomes))}")
-            elif len(task.results) > 1:
-                problems.append("duplicate_report")
-                why.append(f"reported {len(task.results)} times")
             if first.get("outcome") != matched.get("outcome"):
                 if known_pids & task_pids:
                     problems.append("wrong_outcome")
@@ -282,6 +276,12 @@ class _Scoring:
                     why.append(f"outputs differ: missing {missing[:3]}, unexpected {extra[:3]}")
             if matched.get("completed_at") is not None and first.get("t") is not None:
                 latency = max(0.0, float(first["t"]) - float(matched["completed_at"])) / self.time_scale
+        if len(set(outcomes)) > 1:
+            problems.append("contradictory")
+            why.append(f"reported {' and '.join(dict.fromkeys(outcomes))}")
+        elif len(outcomes) > 1:
+            problems.append("duplicate_report")
+            why.append(f"reported {len(outcomes)} times")
         if executions > 1:
             problems.append("duplicate_execution")
             why.append(f"executed {executions} times on the server")
