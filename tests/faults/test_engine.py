@@ -339,3 +339,30 @@ async def test_task_complete_fires_at_the_same_frame_whichever_comes_first(event
         await send(engine, conn, frame)
     assert conn.texts() == [FRAMES[-3].text, FRAMES[-1].text]
     assert [a.target["message"] for a in engine.applied()] == ["status"]
+
+
+async def test_periodic_noise_to_every_targeted_connection() -> None:
+    import time
+
+    engine = FaultEngine(FaultSchedule.of([{"kind": "noise", "when": {"on": "connect", "client": "c0"}, "count": 3,
+                                            "params": {"interval": 0.001}}]), seed=1, clock=time.monotonic)
+    conn = MemConn()
+    assert engine.on_ws_connect(conn)
+    await wait_until(lambda: len(conn.wire) == 3)
+    assert all(json.loads(text)["type"] == "crystools.monitor" for text in conn.texts())
+    assert [a.detail for a in engine.applied()] == [{"periodic": True}] * 3
+    await engine.stop()
+    assert len(conn.wire) == 3
+
+
+async def test_reorder_max_hold_releases_without_further_frames() -> None:
+    import time
+
+    engine = FaultEngine(FaultSchedule.of([{"kind": "reorder", "when": {"on": "message", "type": "executing:null"},
+                                            "params": {"after": 5, "max_hold": 0.01}}]), seed=1, clock=time.monotonic)
+    conn = MemConn()
+    await play(engine, conn)
+    await wait_until(lambda: len(conn.wire) == len(FRAMES))
+    assert conn.texts() == [f.text for f in FRAMES]
+    assert engine.applied()[0].detail["released"] == "max_hold"
+    await engine.stop()
