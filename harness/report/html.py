@@ -22,6 +22,7 @@ from harness.results import ResultsFile, ScenarioResult, TaskScore
 from harness.scoring import merge_windows
 
 MAX_LANES = 80
+MAX_FRAME_TASKS = 20
 LABEL_W = 150
 PLOT_W = 800
 ROW_H = 16
@@ -290,7 +291,8 @@ def _tasks_table(result: ScenarioResult) -> str:
 
 def _frames(result: ScenarioResult) -> str:
     parts = []
-    for task_id, frames in result.frames.items():
+    shown = list(result.frames.items())[:MAX_FRAME_TASKS]
+    for task_id, frames in shown:
         rows = []
         for f in frames:
             t = f"+{f['t']:.3f}" if isinstance(f.get("t"), (int, float)) else "?"
@@ -304,6 +306,8 @@ def _frames(result: ScenarioResult) -> str:
             f'{escape(task_id)}</summary><table class="frames"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></details>'
         )
+    if len(result.frames) > len(shown):
+        parts.append(f'<p class="more-frames">{len(result.frames) - len(shown)} more problem tasks: see results.json.</p>')
     return "".join(parts)
 
 

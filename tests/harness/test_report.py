@@ -225,3 +225,14 @@ def test_one_window_per_merged_fault_and_idle_tail_is_cut() -> None:
     assert "+30.00 s" in cut["text"]
     lane = page.find("g", class_="conn-lane")[0]
     assert lane["attrs"]["data-sid"] == SID and "ws c0" in lane["text"]
+
+
+def test_frames_sections_are_capped_but_results_keep_them_all() -> None:
+    prompts = [prompt(f"p{i}", f"t{i}", completed=0.5 + i * 0.01) for i in range(25)]
+    reports = [submitted(f"t{i}", f"p{i}") for i in range(25)]
+    res = score(record(prompts, reports))
+    assert len(res.frames) == 25
+    page = parse(render_html([res]))
+    assert len(page.find("details", class_="frames")) == 20
+    (more,) = page.find("p", class_="more-frames")
+    assert more["text"].startswith("5 more problem tasks")
