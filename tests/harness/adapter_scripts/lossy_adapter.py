@@ -1,0 +1,41 @@
+"""A deliberately faulty in-process adapter for tests: the naive client, except that the
+result of t1 is never passed on and the result of t2 is passed on twice."""
+from typing import Any
+
+from harness.adapters.base import AdapterSession
+from harness.adapters.naive import NaiveAdapter
+
+
+class _LossySession:
+    def __init__(self, session: AdapterSession) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def result(self, task_id: str, *args: Any, **kwargs: Any) -> None:
+        if task_id == "t1":
+            return
+        self._session.result(task_id, *args, **kwargs)
+        if task_id == "t2":
+            self._session.result(task_id, *args, **kwargs)
+
+
+class LossyAdapter:
+    name = "lossy"
+    scalable = True
+
+    async def run(self, session: AdapterSession) -> None:
+        await NaiveAdapter().run(_LossySession(session))  # type: ignore[arg-type]
+
+
+class UnscalableEchoAdapter:
+    """Reports every task as a success without a server; declares itself unscalable."""
+
+    name = "unscalable-echo"
+    scalable = False
+
+    async def run(self, session: AdapterSession) -> None:
+        async for task in session.tasks():
+            session.result(task.task_id, "success", outputs={})
+        session.done()

@@ -1,0 +1,200 @@
+"""The runner end to end: FakeComfy + the Toxiproxy backend + real adapters, scored.
+
+Expected classifications come from the scenario's design (which task's frames are
+dropped, which task an adapter withholds), not from the code under test.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.runner import Harness
+from harness.scenario import Scenario, parse_scenario
+from harness.schedule import plan_heal, time_triggered_end
+from harness.scoring import score
+
+SCRIPTS = Path(__file__).parent / "adapter_scripts"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "adapters.md"
+
+CLEAN = """
+name: clean-test
+seed: 3
+workload: {tasks: 4, workflow: basic}
+deadline: 60
+grace: 5
+"""
+
+# t3's two completion frames are lost; the socket stays healthy.
+DROP_T3 = """
+name: drop-t3
+seed: 1234
+workload: {tasks: 6, workflow: basic}
+faults:
+  - kind: drop
+    when: {on: message, type: [execution_success, "executing:null"], task: t3}
+    count: 2
+deadline: 60
+grace: 15
+"""
+
+# t1's `executing` frames get a non-JSON prefix: a strict parser dies at the first one,
+# after t0 has fully finished.
+JUNK_T1 = """
+name: junk-t1
+seed: 5
+workload: {tasks: 4, workflow: basic}
+faults:
+  - kind: junk_prefix
+    when: {on: message, type: executing, task: t1}
+    count: null
+    duration: 30
+deadline: 60
+grace: 15
+"""
+
+
+def scenario(text: str) -> Scenario:
+    name = re.search(r"name: (\S+)", text).group(1)
+    return parse_scenario(text, source=f"{name}.yaml")
+
+
+@pytest.fixture
+async def harness(toxiproxy_backend) -> Harness:
+    async with Harness(toxiproxy_url=toxiproxy_backend.url, done_margin=0.5) as h:
+        yield h
+
+
+def classes(result) -> dict[str, str]:
+    return {t.task_id: t.cls for t in result.tasks}
+
+
+async def test_naive_client_loses_exactly_the_task_whose_completion_was_dropped(harness: Harness) -> None:
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(DROP_T3), "naive")
+    result = score(record)
+    assert result.verdict == "fail", result.reasons
+    assert classes(result) == {"t0": "ok", "t1": "ok", "t2": "ok", "t3": "lost", "t4": "ok", "t5": "ok"}
+    assert result.metrics["hang"] is True
+    assert any(line.startswith("t3 ") and "lost" in line for line in result.reasons)
+    assert result.replay == "comfy-chaos replay drop-t3.yaml --client naive --seed 1234"
+    assert record.healed_at is not None and record.fired == [0]
+
+
+async def test_reference_client_passes_the_same_scenario(harness: Harness) -> None:
+    async with asyncio.timeout(120):
+        result = score(await harness.run(scenario(DROP_T3), "reference"))
+    assert result.verdict == "pass", result.reasons
+    assert set(classes(result).values()) == {"ok"}
+
+
+async def test_faulty_adapter_is_caught_with_the_exact_tasks(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    async with asyncio.timeout(120):
+        result = score(await harness.run(scenario(CLEAN), "py:lossy_adapter:LossyAdapter"))
+    assert result.verdict == "fail"
+    assert classes(result) == {"t0": "ok", "t1": "lost", "t2": "duplicate_report", "t3": "ok"}
+
+
+@pytest.mark.parametrize(("text", "client"), [(JUNK_T1, "naive"), (DROP_T3, "reference")])
+async def test_same_scenario_and_seed_give_the_same_verdict_and_classes(
+    harness: Harness, text: str, client: str
+) -> None:
+    seen = set()
+    for _ in range(5):
+        async with asyncio.timeout(120):
+            result = score(await harness.run(scenario(text), client))
+        seen.add((result.verdict, tuple(sorted(classes(result).items()))))
+    assert len(seen) == 1, seen
+    if client == "naive":
+        verdict, tasks = seen.pop()
+        assert verdict == "fail" and dict(tasks) == {"t0": "ok", "t1": "lost", "t2": "lost", "t3": "lost"}
+
+
+async def test_two_clients_split_the_tasks(harness: Harness) -> None:
+    text = CLEAN.replace("seed: 3", "seed: 3\nclients: 2")
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(text), "reference")
+    by_task = {r["task_id"]: r["client_index"] for r in record.reports if r["type"] == "result"}
+    assert by_task == {"t0": 0, "t1": 1, "t2": 0, "t3": 1}
+    assert len(record.adapter["instances"]) == 2
+    assert score(record).verdict == "pass"
+
+
+async def test_time_triggered_toxic_goes_through_toxiproxy(harness: Harness) -> None:
+    text = CLEAN + """
+faults:
+  - kind: toxic
+    when: {at: 0}
+    toxic: {type: latency, stream: downstream, attributes: {latency: 20}}
+"""
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(text), "reference")
+    toxics = [f for f in record.fault_log if f["kind"] == "toxic"]
+    assert len(toxics) == 1 and toxics[0]["source"] == "toxiproxy" and toxics[0]["spec_index"] == 0
+    assert record.fired == [0]
+    assert score(record).verdict == "pass"
+
+
+async def test_subprocess_isolated_adapter_runs_through_the_runner(harness: Harness) -> None:
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(CLEAN), "isolated:naive")
+    assert score(record).verdict == "pass"
+    assert record.adapter["exit_code"] == 0 and record.adapter["cpu_s"] > 0
+    assert not record.adapter["crashed"] and not record.adapter["hung"]
+
+
+async def test_worked_example_in_docs_is_a_working_adapter(harness: Harness, tmp_path: Path) -> None:
+    code = re.search(r"### Worked example.*?```python\n(.*?)```", DOCS.read_text(), re.S).group(1)
+    script = tmp_path / "my_adapter.py"
+    script.write_text(code)
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(CLEAN), f"cmd:python {script}")
+    result = score(record)
+    assert result.verdict == "pass", (result.reasons, record.adapter["stderr_tail"])
+
+
+async def test_unscalable_adapter_runs_at_time_scale_one(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    text = CLEAN.replace("tasks: 4", "tasks: 1")
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(text), "py:lossy_adapter:UnscalableEchoAdapter", time_scale=0.05)
+    assert record.time_scale == 1.0
+
+
+async def test_cancelled_run_tears_everything_down(harness: Harness, toxiproxy_backend) -> None:
+    from harness.toxiproxy import ToxiproxyControl
+
+    text = DROP_T3.replace("grace: 15", "grace: 500").replace("deadline: 60", "deadline: 600")
+    run = asyncio.create_task(harness.run(scenario(text), "naive"))
+    async with ToxiproxyControl(toxiproxy_backend.url) as ctl:
+        async with asyncio.timeout(60):
+            while not [n for n in await ctl.list_proxies() if n.startswith("chaos-")]:
+                await asyncio.sleep(0.02)  # polling a condition, bounded
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(60):
+                await run
+        assert [n for n in await ctl.list_proxies() if n.startswith("chaos-")] == []
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+def test_heal_waits_for_faults_and_an_idle_server_but_not_past_deadline_minus_grace() -> None:
+    kwargs = dict(faults_over_at=2.0, active_until=0.0, deadline=10.0, grace=3.0)
+    assert not plan_heal(now=1.0, server_quiet=True, **kwargs)
+    assert not plan_heal(now=2.5, server_quiet=False, **kwargs)
+    assert plan_heal(now=2.5, server_quiet=True, **kwargs)
+    assert not plan_heal(now=2.5, server_quiet=True, **{**kwargs, "active_until": 4.0})
+    assert plan_heal(now=7.0, server_quiet=False, **kwargs)
+
+
+def test_time_triggered_end_scales_and_ignores_event_triggers() -> None:
+    faults = scenario(CLEAN + """
+faults:
+  - {kind: silent, when: {at: 2}, duration: 3}
+  - {kind: drop, when: {at: 1}}
+  - {kind: silent, when: {on: task_start, task: t1}, duration: 50}
+""").faults
+    assert time_triggered_end(list(faults), 0.1) == pytest.approx(0.5)
