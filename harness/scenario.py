@@ -237,7 +237,12 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(source, [_describe(err) for err in exc.errors()]) from None
+        root = yaml.compose(text, Loader=YamlLoader)
+        problems = []
+        for err in exc.errors():
+            line = _line_of(root, tuple(err["loc"]))
+            problems.append(_describe(err) + (f" (line {line})" if line else ""))
+        raise ScenarioError(source, problems) from None
     scenario._source = source
     return scenario
 
@@ -306,6 +311,26 @@ def _walk(loc: tuple[Any, ...]) -> tuple[str, Any]:
             candidates = []
         path += f".{part}" if path else part
     return path or "(top level)", field
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at pydantic `loc` (or of the closest existing parent)."""
+    if node is None or not loc:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if child is None:
+                key = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+                return (key or node).start_mark.line + 1
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+        elif not isinstance(part, int):
+            continue  # a union member tag in the loc, not a key
+        else:
+            break
+    return node.start_mark.line + 1
 
 
 def _num(value: Any) -> str:

@@ -59,23 +59,23 @@ def test_fault_specs_are_parsed_with_the_fault_layer_model() -> None:
     [
         (
             "faults:\n  - kind: drop\n  - kind: drop\n  - kind: drop\n    probability: 1.5\n",
-            "faults[2].probability: expected a number in [0, 1], got 1.5",
+            "faults[2].probability: expected a number in [0, 1], got 1.5 (line 5)",
         ),
-        ("workload: {tasks: 0}\n", "workload.tasks: expected an integer >= 1, got 0"),
-        ("deadline: soon\n", 'deadline: expected a number, got "soon"'),
-        ("clients: 1.5\n", "clients: expected an integer, got 1.5"),
-        ("expect: {hang: maybe}\n", 'expect.hang: expected true or false, got "maybe"'),
-        ("expect: {completeness: 2}\n", "expect.completeness: expected a number in [0, 1], got 2"),
-        ("tiemout: 3\n", "tiemout: unexpected field, got 3"),
-        ("faults:\n  - probability: 0.5\n", "faults[0].kind: expected a value (required), got nothing"),
-        ("faults:\n  - kind: drop\n    when: {at: -1}\n", "faults[0].when.at: expected a number >= 0, got -1"),
+        ("workload: {tasks: 0}\n", "workload.tasks: expected an integer >= 1, got 0 (line 1)"),
+        ("deadline: soon\n", 'deadline: expected a number, got "soon" (line 1)'),
+        ("clients: 1.5\n", "clients: expected an integer, got 1.5 (line 1)"),
+        ("expect: {hang: maybe}\n", 'expect.hang: expected true or false, got "maybe" (line 1)'),
+        ("expect: {completeness: 2}\n", "expect.completeness: expected a number in [0, 1], got 2 (line 1)"),
+        ("seed: 1\ntiemout: 3\n", "tiemout: unexpected field, got 3 (line 2)"),
+        ("faults:\n  - probability: 0.5\n", "faults[0].kind: expected a value (required), got nothing (line 2)"),
+        ("faults:\n  - kind: drop\n    when: {at: -1}\n", "faults[0].when.at: expected a number >= 0, got -1 (line 3)"),
         (
             "workload: {submit: {pattern: interval}}\n",
-            "workload.submit: expected interval (seconds) with pattern: interval, got nothing",
+            "workload.submit: expected interval (seconds) with pattern: interval, got nothing (line 1)",
         ),
         (
             "workload: {submit: {pattern: poisson}}\n",
-            "workload.submit.pattern: expected 'burst' or 'interval', got \"poisson\"",
+            "workload.submit.pattern: expected 'burst' or 'interval', got \"poisson\" (line 1)",
         ),
     ],
 )
@@ -86,7 +86,7 @@ def test_errors_name_the_field_the_expectation_and_the_value(text: str, expected
 def test_unknown_workflow_names_the_choices() -> None:
     (line,) = problems("workload: {workflow: nope}\n")
     assert line.startswith("workload.workflow: expected a workflow name (")
-    assert all(name in line for name in workflows.WORKFLOW_NAMES) and line.endswith('got "nope"')
+    assert all(name in line for name in workflows.WORKFLOW_NAMES) and line.endswith('got "nope" (line 1)')
 
 
 def test_bad_inline_workflow_and_bad_mix_entry() -> None:
@@ -96,8 +96,9 @@ def test_bad_inline_workflow_and_bad_mix_entry() -> None:
         "  mix: [{workflow: basic, weight: 0}]\n"
     )
     assert lines == [
-        "workload.workflow: expected an inline API-format workflow: node '1' to be a mapping with a string class_type",
-        "workload.mix[0].weight: expected a number > 0, got 0",
+        "workload.workflow: expected an inline API-format workflow: node '1' to be a mapping with a string class_type"
+        " (line 2)",
+        "workload.mix[0].weight: expected a number > 0, got 0 (line 3)",
     ]
 
 
