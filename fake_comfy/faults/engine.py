@@ -50,6 +50,8 @@ External = Callable[[FaultSpec], Awaitable[None]]
 SENT_LIMIT = 2048
 EXTERNAL_TIMEOUT = 5.0
 INJECT_KINDS = frozenset({"heartbeat", "noise", "noise_binary"})
+# Background tasks that heal_all cancels (restarts and toxic hand-offs run to completion).
+TIMER_TASKS = ("fault-at-", "fault-end-", "fault-inject-", "fault-hold-", "fault-close-", "fault-abort-")
 # Kinds that also apply to binary frames; the others need a JSON text frame.
 BINARY_OK = frozenset({"drop", "duplicate", "reorder", "delay", "heartbeat", "noise", "noise_binary"})
 
@@ -296,7 +298,7 @@ class FaultEngine:
 
     async def heal_all(self) -> None:
         """Lift every fault: nothing pending fires any more, held frames go out, windows end,
-        `external_heal` is called for active toxics."""
+        silence is lifted. Toxics are the harness's to remove; a restart in progress finishes."""
         now = self.clock()
         for state in self._states:
             if state.status == "active":
@@ -306,14 +308,19 @@ class FaultEngine:
         for conn_id in list(self._held):
             conn = self._conns.get(conn_id)
             for held in self._held.pop(conn_id, []):
-                if conn is not None:
+                if conn is None:
+                    continue
+                try:
                     await self._release(conn, held, now, reason="heal")
+                except (ConnectionError, RuntimeError) as exc:
+                    log.info("fault.heal.release_failed", conn_id=conn_id, error=str(exc))
         self._doomed.clear()
         self._lagged.clear()
+        self._anchors.clear()
         if self._gate is not None:
             self._gate.set()
         for task in list(self._tasks):
-            if task is not asyncio.current_task():
+            if task.get_name().startswith(TIMER_TASKS) and task is not asyncio.current_task():
                 task.cancel()
 
     # ---- introspection -----------------------------------------------------------------
@@ -577,7 +584,9 @@ class FaultEngine:
         """On each `message` event (a frame about to go out): fire anchored faults due now."""
         now = self.clock()
         for anchor in list(self._anchors):
-            if anchor.armed or anchor.is_moment(event):
+            if anchor.state.status != "pending":
+                self._anchors.remove(anchor)
+            elif anchor.armed or anchor.is_moment(event):
                 self._anchors.remove(anchor)
                 origin = anchor.event
                 self._fire_sync(anchor.state, now, client=origin.client_id, task=origin.task_id, conn=None)
