@@ -139,14 +139,17 @@ def assert_clean_run(name: str, reports: list[dict[str, Any]], session: AdapterS
 
 
 BASIC_AND_ERROR = [("t0", "basic"), ("t1", "basic"), ("t2", "error"), ("t3", "basic"), ("t4", "basic")]
+BASIC_ONLY = [(f"t{i}", "basic") for i in range(5)]
 
 
-@pytest.mark.parametrize("name", ["node", "comfy-api-simplified"])
+# comfy-api-simplified gets no error task here: whether it sees the error depends on a
+# race in the library (docs/adapters-thirdparty.md); the blocker test below covers it.
+@pytest.mark.parametrize(("name", "plan"), [("node", BASIC_AND_ERROR), ("comfy-api-simplified", BASIC_ONLY)])
 async def test_history_based_adapters_report_every_task_once_as_the_ledger_says(
-    name: str, server: FakeComfy
+    name: str, plan: list[tuple[str, str]], server: FakeComfy
 ) -> None:
-    reports, session = await run_adapter(name, server, BASIC_AND_ERROR)
-    assert_clean_run(name, reports, session, [t for t, _ in BASIC_AND_ERROR])
+    reports, session = await run_adapter(name, server, plan)
+    assert_clean_run(name, reports, session, [t for t, _ in plan])
     ledger = ledger_by_task(server)
     for task_id, [result] in results_by_task(reports).items():
         record = ledger[task_id]
@@ -221,7 +224,23 @@ async def test_comfy_api_simplified_returns_websocket_images_instead_of_history(
 
 async def test_comfyui_utils_reports_one_output_node_without_its_id(server: FakeComfy) -> None:
     plan = [("t0", "basic"), ("t1", "basic"), ("t2", "basic")]
-    reports, session = await run_adapter("comfyui-utils", server, plan)
+    all_completed = asyncio.Event()
+    completed: set[str | None] = set()
+
+    def on_event(event: Any) -> None:
+        if event.kind == "prompt_completed":
+            completed.add(event.task_id)
+            if len(completed) == len(plan):
+                all_completed.set()
+
+    unsubscribe = server.events.subscribe(on_event)
+    try:
+        reports, session = await run_adapter("comfyui-utils", server, plan)
+        # The library reports at the first `executed`, before the prompt ends on the server.
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            await all_completed.wait()
+    finally:
+        unsubscribe()
     assert_clean_run("comfyui-utils", reports, session, [t for t, _ in plan])
     ledger = ledger_by_task(server)
     for task_id, [result] in results_by_task(reports).items():
