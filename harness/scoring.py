@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -381,11 +380,10 @@ class _Scoring:
         return sorted(done, key=lambda s: (s.sid, s.start))
 
     def reconnects(self) -> int:
-        opens: dict[str, int] = defaultdict(int)
-        for ev in self.ledger.get("connections") or []:
-            if ev.get("event") == "open":
-                opens[str(ev.get("sid"))] += 1
-        return sum(max(0, n - 1) for n in opens.values())
+        """WebSocket opens beyond one per client instance (whether or not the client keeps
+        its clientId when it reconnects)."""
+        opens = sum(1 for ev in self.ledger.get("connections") or [] if ev.get("event") == "open")
+        return max(0, opens - int(self.scenario.get("clients") or 1))
 
     def bytes_total(self) -> int | None:
         total, seen = 0, False

@@ -287,3 +287,9 @@ def test_repeated_fault_records_are_folded_in_reasons() -> None:
         "faults around it: silent from +0.10 s to +0.60 s (×3), "
         "junk_prefix executing→c0 at +0.20 s (×3, last at +0.22 s)"
     )
+
+
+def test_reconnects_count_new_client_ids_too() -> None:
+    prompts, reports = run_of_ok(1)
+    connections = [{"t": T0 + i * 0.1, "sid": f"sid-{i}", "event": "open", "conn_id": i} for i in range(3)]
+    assert score(record(prompts, reports, connections=connections)).metrics["reconnects"] == 2
