@@ -21,7 +21,6 @@ from fake_comfy.faults import http as http_faults
 from fake_comfy.faults.kinds import (
     KINDS,
     Binary,
-    RawText,
     Send,
     Text,
     heartbeat_frame,
@@ -242,7 +241,6 @@ class FaultEngine:
         self._applied: list[AppliedFault] = []
         self._server: Any = None
         self._conns: dict[int, WsConn] = {}
-        self._frames_to: dict[str, int] = {}
         self._held: dict[int, list[_Held]] = {}
         self._doomed: dict[int, tuple[_State, str]] = {}
         self._lagged: dict[str, tuple[_State, float]] = {}
@@ -250,7 +248,6 @@ class FaultEngine:
         self._restarting: _State | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
-        self._t0: float | None = None
         self._last_message: tuple[str | None, int | None] = (None, None)
         self._current_index: int | None = None
         self._anchors: list[_Anchor] = []
@@ -274,7 +271,6 @@ class FaultEngine:
         if self._started:
             return
         self._started = True
-        self._t0 = self.clock()
         for state in self._states:
             if state.spec.when.at is not None:
                 self._spawn(self._fire_at(state), f"fault-at-{state.index}")
@@ -374,7 +370,6 @@ class FaultEngine:
             await self._wait_gate()
         now = self.clock()
         sid = conn.sid
-        self._frames_to[sid] = self._frames_to.get(sid, 0) + 1
         if conn.conn_id not in self._conns:
             self._conns[conn.conn_id] = conn
         for state in self._frame_watch:
@@ -435,7 +430,7 @@ class FaultEngine:
                 self._held.setdefault(conn.conn_id, []).append(
                     _Held(state, frame, _original(frame), after, deadline, self._current_index)
                 )
-                return FrameFate(True, state.kind)
+                return FrameFate(False, state.kind)  # marked delivered when released
             if state.kind == "delay":
                 seconds = params.seconds * self.time_scale
                 await asyncio.sleep(seconds)
