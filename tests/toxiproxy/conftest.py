@@ -9,9 +9,18 @@ import pytest
 
 from harness.toxiproxy import ToxiproxyControl
 from harness.toxiproxy.backend import Backend
+import toxiproxy_helpers
+from harness.toxiproxy.network import ProxyNetwork
 from toxiproxy_helpers import Api
 
 pytest_plugins = ["harness.toxiproxy.fixtures"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def proxy_network(toxiproxy_backend: Backend) -> ProxyNetwork:
+    """Loopback unless TOXIPROXY_UPSTREAM_HOST / TOXIPROXY_LISTEN_HOST say otherwise."""
+    toxiproxy_helpers.NET = ProxyNetwork.from_env(toxiproxy_backend.url)
+    return toxiproxy_helpers.NET
 
 
 @pytest.fixture

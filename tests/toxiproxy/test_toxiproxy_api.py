@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+import toxiproxy_helpers
 from toxiproxy_helpers import Api, Upstream, connect, read_until_end, unique
 
 ERROR_TYPE = "text/plain; charset=utf-8"
@@ -17,6 +18,10 @@ def assert_api_error(answer, status: int, message: str) -> None:
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     expected = '{"error":%s,"status":%d}\n' % (_quoted(message), status)
     assert answer.body.decode() == expected
+
+
+def net():
+    return toxiproxy_helpers.NET
 
 
 def _quoted(text: str) -> str:
@@ -35,7 +40,7 @@ async def test_version_is_hand_written_json_with_newline(api: Api) -> None:
 
 async def test_create_proxy_rewrites_port_zero_and_uses_compact_json(api: Api) -> None:
     name = unique("create")
-    answer = await api.call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
+    answer = await api.call("POST", "/proxies", {"name": name, "listen": net().listen(0), "upstream": "127.0.0.1:9"})
     api.created.append(name)
     assert answer.status == 201
     assert answer.headers["Content-Type"] == "application/json"
@@ -44,7 +49,7 @@ async def test_create_proxy_rewrites_port_zero_and_uses_compact_json(api: Api) -
     keys = [k for k in proxy if k != "Logger"]
     assert keys == ["name", "listen", "upstream", "enabled", "toxics"]
     host, port = proxy["listen"].rsplit(":", 1)
-    assert host == "127.0.0.1" and int(port) > 0
+    assert host == net().listen_host and int(port) > 0
     assert proxy["enabled"] is True and proxy["toxics"] == [] and proxy["upstream"] == "127.0.0.1:9"
     shown = await api.call("GET", f"/proxies/{name}")
     assert shown.json()["listen"] == proxy["listen"]
@@ -68,19 +73,14 @@ async def test_proxy_errors(api: Api) -> None:
 
 
 async def test_listen_port_in_use_is_500_with_os_error(api: Api) -> None:
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    port = taken.getsockname()[1]
-    try:
-        name = unique("busy")
-        answer = await api.call("POST", "/proxies", {"name": name, "listen": f"127.0.0.1:{port}", "upstream": "127.0.0.1:9"})
-        assert answer.status == 500
-        assert answer.headers["Content-Type"] == ERROR_TYPE
-        assert answer.json() == {"error": f"listen tcp 127.0.0.1:{port}: bind: address already in use", "status": 500}
-        assert (await api.call("GET", f"/proxies/{name}")).status == 404
-    finally:
-        taken.close()
+    holder = await api.create("127.0.0.1:9")
+    name = unique("busy")
+    answer = await api.call("POST", "/proxies", {"name": name, "listen": holder["listen"], "upstream": "127.0.0.1:9"})
+    assert answer.status == 500
+    assert answer.headers["Content-Type"] == ERROR_TYPE
+    assert answer.json() == {"error": f"listen tcp {holder['listen']}: bind: address already in use", "status": 500}
+    assert (await api.call("GET", f"/proxies/{name}")).status == 404
+    assert (await api.call("GET", "/version")).status == 200
 
 
 async def test_router_errors_and_browser_block(api: Api) -> None:
@@ -171,7 +171,7 @@ async def test_toxic_update_merges_and_ignores_identity(api: Api) -> None:
 async def test_disabled_proxy_keeps_port_zero_until_enabled(api: Api) -> None:
     async with Upstream() as upstream:
         proxy = await api.create(upstream.address, enabled=False)
-        assert proxy["listen"] == "127.0.0.1:0" and proxy["enabled"] is False
+        assert proxy["listen"] == net().listen(0) and proxy["enabled"] is False
         enabled = (await api.call("PATCH", f"/proxies/{proxy['name']}", {"enabled": True})).json()
         port = int(enabled["listen"].rsplit(":", 1)[1])
         assert port > 0 and enabled["enabled"] is True
@@ -190,7 +190,7 @@ async def test_disabled_proxy_keeps_port_zero_until_enabled(api: Api) -> None:
 async def test_update_with_port_zero_moves_the_proxy(api: Api) -> None:
     proxy = await api.create("127.0.0.1:9")
     assert_api_error(await api.call("PATCH", f"/proxies/{proxy['name']}", raw=b""), 400, "bad request body: EOF")
-    moved = (await api.call("PATCH", f"/proxies/{proxy['name']}", {"listen": "127.0.0.1:0"})).json()
+    moved = (await api.call("PATCH", f"/proxies/{proxy['name']}", {"listen": net().listen(0)})).json()
     assert moved["listen"] != proxy["listen"] and moved["enabled"] is True
     kept = (await api.call("PATCH", f"/proxies/{proxy['name']}", {"upstream": "127.0.0.1:9"})).json()
     assert kept["listen"] == moved["listen"]
@@ -240,8 +240,8 @@ async def test_populate(api: Api) -> None:
     fixed.close()
     first, second = unique("pop"), unique("pop")
     api.created += [first, second]
-    body = [{"name": first, "listen": f"127.0.0.1:{port}", "upstream": "127.0.0.1:9"},
-            {"name": second, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}]
+    body = [{"name": first, "listen": net().listen(port), "upstream": "127.0.0.1:9"},
+            {"name": second, "listen": net().listen(0), "upstream": "127.0.0.1:9"}]
     created = await api.call("POST", "/populate", body)
     assert created.status == 201 and created.headers["Content-Type"] == "application/json"
     proxies = created.json()["proxies"]
@@ -249,7 +249,7 @@ async def test_populate(api: Api) -> None:
     await api.toxic(first, name="keep", type="noop")
     await api.toxic(second, name="lost", type="noop")
     again = (await api.call("POST", "/populate", body)).json()["proxies"]
-    assert again[0]["listen"] == f"127.0.0.1:{port}" and [t["name"] for t in again[0]["toxics"]] == ["keep"]
+    assert again[0]["listen"] == net().listen(port) and [t["name"] for t in again[0]["toxics"]] == ["keep"]
     assert again[1]["listen"] != proxies[1]["listen"] and again[1]["toxics"] == []
     empty = await api.call("POST", "/populate", [])
     assert empty.status == 201 and empty.body == b'{"proxies":null}'
@@ -269,7 +269,7 @@ async def test_reset_enables_proxies_and_removes_toxics(api: Api) -> None:
     answer = await api.call("POST", "/reset")
     assert answer.status == 204 and answer.body == b""
     after = (await api.call("GET", f"/proxies/{proxy['name']}")).json()
-    assert after["enabled"] is True and after["toxics"] == [] and after["listen"] != "127.0.0.1:0"
+    assert after["enabled"] is True and after["toxics"] == [] and after["listen"] != net().listen(0)
 
 
 async def test_percent_encoded_names(api: Api) -> None:

@@ -12,6 +12,7 @@ import pytest
 import harness
 from harness.toxiproxy import ToxiproxyControl, ToxiproxyError, resolve_backend
 from harness.toxiproxy.backend import Backend, BackendError
+import toxiproxy_helpers
 from toxiproxy_helpers import Upstream, connect, round_trip, unique
 
 REPO_ROOT = Path(harness.__file__).resolve().parent.parent
@@ -97,9 +98,9 @@ async def test_control_call_timeout_names_the_call() -> None:
 async def test_control_round_trip(ctl: ToxiproxyControl) -> None:
     async with Upstream() as upstream:
         name = unique("ctl")
-        proxy = await ctl.create_proxy(name, upstream=upstream.address)
+        proxy = await ctl.create_proxy(name, upstream=upstream.address, listen=toxiproxy_helpers.NET.listen(0))
         try:
-            assert proxy.listen_host == "127.0.0.1" and proxy.listen_port > 0
+            assert proxy.listen_host == toxiproxy_helpers.NET.listen_host and proxy.listen_port > 0
             toxic = await ctl.add_toxic(name, "lag", "latency", "downstream", {"latency": 100})
             assert toxic.attributes == {"latency": 100, "jitter": 0} and toxic.toxicity == 1.0
             reader, writer = await connect(proxy.listen_port)

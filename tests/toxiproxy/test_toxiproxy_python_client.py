@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
+import toxiproxy_helpers
 from toxiproxy_helpers import unique
 
 WAIT = 10.0
@@ -23,21 +24,25 @@ class _Echo(socketserver.BaseRequestHandler):
 
 @pytest.fixture
 def echo_address() -> Iterator[str]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+    server = socketserver.ThreadingTCPServer((toxiproxy_helpers.NET.bind_host, 0), _Echo)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}"
+        yield toxiproxy_helpers.NET.upstream(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
         thread.join(WAIT)
 
 
+def listen() -> str:
+    return toxiproxy_helpers.NET.listen(0)
+
+
 def round_trip(listen: str, payload: bytes = b"ping") -> float:
-    host, port = listen.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+    port = int(listen.rsplit(":", 1)[1])
+    with socket.create_connection((toxiproxy_helpers.NET.connect_host, port), timeout=WAIT) as sock:
         start = time.monotonic()
         sock.sendall(payload)
         received = b""
@@ -51,9 +56,9 @@ def round_trip(listen: str, payload: bytes = b"ping") -> float:
 
 def test_create_toxics_destroy(toxiproxy_client, echo_address: str) -> None:
     name = unique("py")
-    proxy = toxiproxy_client.create(upstream=echo_address, name=name)
+    proxy = toxiproxy_client.create(upstream=echo_address, name=name, listen=listen())
     try:
-        assert proxy.listen.startswith("127.0.0.1:") and not proxy.listen.endswith(":0")
+        assert proxy.listen.startswith(toxiproxy_helpers.NET.listen_host + ":") and not proxy.listen.endswith(":0")
         assert proxy.enabled is True
         round_trip(proxy.listen)
         assert b'"version"' in toxiproxy_client.version()
@@ -78,7 +83,7 @@ def test_create_toxics_destroy(toxiproxy_client, echo_address: str) -> None:
 
 
 def test_disable_enable_and_down(toxiproxy_client, echo_address: str) -> None:
-    proxy = toxiproxy_client.create(upstream=echo_address, name=unique("py"))
+    proxy = toxiproxy_client.create(upstream=echo_address, name=unique("py"), listen=listen())
     try:
         proxy.disable()
         assert proxy.enabled is False
@@ -95,7 +100,7 @@ def test_disable_enable_and_down(toxiproxy_client, echo_address: str) -> None:
 
 
 def test_error_mapping(toxiproxy_client, echo_address: str) -> None:
-    proxy = toxiproxy_client.create(upstream=echo_address, name=unique("py"))
+    proxy = toxiproxy_client.create(upstream=echo_address, name=unique("py"), listen=listen())
     try:
         with pytest.raises(ProxyExists):
             toxiproxy_client.create(upstream=echo_address, name=proxy.name)
@@ -112,7 +117,7 @@ def test_error_mapping(toxiproxy_client, echo_address: str) -> None:
 
 def test_client_side_populate(toxiproxy_client, echo_address: str) -> None:
     name = unique("py")
-    created = toxiproxy_client.populate([{"name": name, "upstream": echo_address, "listen": "127.0.0.1:0"}])
+    created = toxiproxy_client.populate([{"name": name, "upstream": echo_address, "listen": listen()}])
     try:
         assert [p.name for p in created] == [name]
         round_trip(created[0].listen)

@@ -12,7 +12,10 @@ from typing import Any
 
 import aiohttp
 
+from harness.toxiproxy.network import ProxyNetwork
+
 WAIT = 10.0  # bound on every wait for something that must happen
+NET = ProxyNetwork()  # replaced by the conftest once the backend is known
 
 
 def unique(prefix: str) -> str:
@@ -55,10 +58,10 @@ class Upstream:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return NET.upstream(self.port)
 
     async def __aenter__(self) -> Upstream:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, NET.bind_host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -108,7 +111,7 @@ def pattern(size: int) -> bytes:
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     async with asyncio.timeout(WAIT):
-        return await asyncio.open_connection("127.0.0.1", port)
+        return await asyncio.open_connection(NET.connect_host, port)
 
 
 async def read_exactly(reader: asyncio.StreamReader, size: int) -> bytes:
@@ -177,7 +180,7 @@ class Api:
 
     async def create(self, upstream: str, name: str | None = None, **fields: Any) -> dict[str, Any]:
         name = name or unique("p")
-        answer = await self.call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0", "upstream": upstream, **fields})
+        answer = await self.call("POST", "/proxies", {"name": name, "listen": NET.listen(0), "upstream": upstream, **fields})
         assert answer.status == 201, answer.body
         self.created.append(name)
         return answer.json()
