@@ -258,3 +258,45 @@ async def test_refuse_then_accept() -> None:
             await ws.close()
         assert [c.event for c in server.ledger.connections][:2] == ["refused", "open"]
         assert [r.kind for r in server.ledger.faults] == ["refuse", "refuse"]  # window start, the refusal
+
+
+async def test_abort_on_reconnect_before_its_first_frame() -> None:
+    async with serving([{"kind": "abort", "when": {"on": "reconnect", "client": "c0"}}]) as (server, _):
+        first = await connect(server)
+        try:
+            assert (await first.recv()).json()["data"]["sid"] == "c0"
+        finally:
+            await first.close()
+        second = await connect(server)
+        try:
+            assert (await second.recv()).opcode == 0  # dropped before the status frame
+        finally:
+            await second.close()
+        (record,) = server.ledger.faults
+        assert record.kind == "abort" and record.target["message"] == "status" and record.target["conn_id"] == 2
+
+
+async def test_toxic_is_in_place_before_the_triggering_frame_goes_out() -> None:
+    import asyncio
+
+    spec = {"kind": "toxic", "when": {"on": "message", "type": "execution_start"},
+            "toxic": {"type": "timeout", "attributes": {"timeout": 0}}}
+    async with serving([spec]) as (server, engine):
+        seen_at_call: list[list[str]] = []
+
+        async def external(toxic_spec) -> None:
+            (record,) = server.ledger.prompts.values()
+            seen_at_call.append([m.message_type for m in record.messages if m.delivered])
+            await asyncio.sleep(0.05)  # the harness talking to Toxiproxy
+
+        engine.external = external
+        ws = await connect(server)
+        try:
+            await ws.recv()
+            _, frames = await run_prompt(server, ws)
+        finally:
+            await ws.close()
+        assert seen_at_call == [[]]  # execution_start had not been sent when the toxic was applied
+        assert "execution_start" in text_types(frames)  # held, then sent once the toxic was in place
+        assert engine.fired_specs() == [0]
+        assert not [r for r in server.ledger.faults if r.kind == "toxic"]  # the harness logs toxics
