@@ -37,10 +37,25 @@ def require_adapter(name: str) -> SubprocessAdapter:
     return adapter
 
 
+async def started_fake(time_scale: float) -> FakeComfy:
+    fake = FakeComfy(FakeConfig(time_scale=time_scale, seed=SEED), faults=None)
+    await fake.start(host="127.0.0.1", port=0)
+    return fake
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[FakeComfy]:
-    fake = FakeComfy(FakeConfig(time_scale=0.1, seed=SEED), faults=None)
-    await fake.start(host="127.0.0.1", port=0)
+    fake = await started_fake(0.1)
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def slow_server() -> AsyncIterator[FakeComfy]:
+    """Unscaled node durations: the `slow` workflow runs for over a second."""
+    fake = await started_fake(1.0)
     try:
         yield fake
     finally:
@@ -189,30 +204,48 @@ async def test_node_adapter_reports_submission_before_result_and_the_error_cause
     assert ledger["t2"].error["node_id"] in error["detail"]
 
 
-async def test_comfy_api_simplified_error_has_no_prompt_id_because_the_library_hides_it(server: FakeComfy) -> None:
-    # A slow prompt from another client holds the worker, so the library's socket (opened
-    # only after its POST) is up before the failing prompt runs and sees its execution_error.
-    async def occupy_worker() -> None:
+def occupy_worker(server: FakeComfy) -> Callable[[], Awaitable[None]]:
+    """A `when_ready` hook queuing a slow prompt from another client ahead of the tasks.
+
+    comfy-api-simplified opens its socket only after its POST; with the worker busy, the
+    socket is up before the task's prompt runs, so the library sees that prompt's frames.
+    """
+
+    async def post_blocker() -> None:
         await post_prompt(server, tag_workflow(workflows.build("slow", seed=SEED, index=99), "blocker"))
 
-    reports, session = await run_adapter("comfy-api-simplified", server, [("t0", "error")], when_ready=occupy_worker)
+    return post_blocker
+
+
+def assert_socket_open_before_start(server: FakeComfy, task_id: str) -> None:
+    record = ledger_by_task(server)[task_id]
+    opened = [c.t for c in server.ledger.connections if c.sid == record.client_id and c.event == "open"]
+    assert opened and min(opened) < record.started_at, (
+        f"precondition: the library's socket for {task_id} opened at {opened} after its prompt started "
+        f"at {record.started_at} (machine too slow for the blocker?)"
+    )
+
+
+async def test_comfy_api_simplified_error_has_no_prompt_id_because_the_library_hides_it(slow_server: FakeComfy) -> None:
+    reports, session = await run_adapter(
+        "comfy-api-simplified", slow_server, [("t0", "error")], when_ready=occupy_worker(slow_server)
+    )
     assert_clean_run("comfy-api-simplified", reports, session, ["t0"])
-    ledger = ledger_by_task(server)
-    assert ledger["blocker"].completed_at < ledger["t0"].started_at, "the error prompt did not queue behind the blocker"
-    assert ledger["t0"].outcome == "error"
+    assert_socket_open_before_start(slow_server, "t0")
+    assert ledger_by_task(slow_server)["t0"].outcome == "error"
     [result] = results_by_task(reports)["t0"]
     assert result["outcome"] == "error", result
     assert result["prompt_id"] is None
     assert "ComfyApiError" in result["detail"]
 
 
-async def test_comfy_api_simplified_returns_websocket_images_instead_of_history(server: FakeComfy) -> None:
-    async def occupy_worker() -> None:
-        await post_prompt(server, tag_workflow(workflows.build("slow", seed=SEED, index=99), "blocker"))
-
-    reports, session = await run_adapter("comfy-api-simplified", server, [("t0", "progress")], when_ready=occupy_worker)
+async def test_comfy_api_simplified_returns_websocket_images_instead_of_history(slow_server: FakeComfy) -> None:
+    reports, session = await run_adapter(
+        "comfy-api-simplified", slow_server, [("t0", "progress")], when_ready=occupy_worker(slow_server)
+    )
     assert_clean_run("comfy-api-simplified", reports, session, ["t0"])
-    record = ledger_by_task(server)["t0"]
+    assert_socket_open_before_start(slow_server, "t0")
+    record = ledger_by_task(slow_server)["t0"]
     assert record.outcome == "success"
     binary_sent = [m for m in record.messages if m.message_type.startswith("binary:") and m.delivered]
     assert binary_sent, "the progress workflow sent no binary frames to the client"
@@ -316,20 +349,17 @@ REPORTED_FOR_INTERRUPT = {"node": "interrupted", "comfy-api-simplified": "succes
 
 
 @pytest.mark.parametrize("name", sorted(REPORTED_FOR_INTERRUPT))
-async def test_interrupted_prompt_is_reported_as_the_client_understands_it(name: str) -> None:
-    # time_scale 1.0: the slow workflow runs for seconds, so the interrupt sent when its
-    # first node starts lands at a later node start.
-    fake = FakeComfy(FakeConfig(time_scale=1.0, seed=SEED), faults=None)
-    await fake.start(host="127.0.0.1", port=0)
+async def test_interrupted_prompt_is_reported_as_the_client_understands_it(name: str, slow_server: FakeComfy) -> None:
+    # Unscaled durations: the interrupt sent when the first node starts lands at a later one.
     started = asyncio.Event()
-    unsubscribe = fake.events.subscribe(
+    unsubscribe = slow_server.events.subscribe(
         lambda event: started.set() if event.kind == "node_started" and event.task_id == "t0" else None
     )
     interrupter: asyncio.Task[None] | None = None
 
     async def interrupt_when_started() -> None:
         await started.wait()
-        async with aiohttp.ClientSession() as http, http.post(f"{fake.base_url}/interrupt") as reply:
+        async with aiohttp.ClientSession() as http, http.post(f"{slow_server.base_url}/interrupt") as reply:
             assert reply.status == 200
 
     async def start_interrupter() -> None:
@@ -337,11 +367,11 @@ async def test_interrupted_prompt_is_reported_as_the_client_understands_it(name:
         interrupter = asyncio.create_task(interrupt_when_started())
 
     try:
-        reports, session = await run_adapter(name, fake, [("t0", "slow")], when_ready=start_interrupter)
+        reports, session = await run_adapter(name, slow_server, [("t0", "slow")], when_ready=start_interrupter)
         assert interrupter is not None
         await interrupter
         assert_clean_run(name, reports, session, ["t0"])
-        assert ledger_by_task(fake)["t0"].outcome == "interrupted"
+        assert ledger_by_task(slow_server)["t0"].outcome == "interrupted"
         [result] = results_by_task(reports)["t0"]
         assert result["outcome"] == REPORTED_FOR_INTERRUPT[name], result
         if name == "comfy-api-simplified":
@@ -352,4 +382,3 @@ async def test_interrupted_prompt_is_reported_as_the_client_understands_it(name:
         if interrupter is not None:
             interrupter.cancel()
             await asyncio.gather(interrupter, return_exceptions=True)
-        await fake.stop()
