@@ -1,0 +1,116 @@
+"""`comfy-chaos run | replay | report | bench`, run as a child process (exit codes, output, files)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OK = """
+seed: 3
+workload: {tasks: 2, workflow: basic}
+deadline: 60
+grace: 5
+"""
+DROP_T1 = """
+seed: 11
+workload: {tasks: 3, workflow: basic}
+faults:
+  - kind: drop
+    when: {on: message, type: [execution_success, "executing:null"], task: t1}
+    count: 2
+deadline: 60
+grace: 10
+"""
+# The fault waits for a task that does not exist: it never fires, nothing was tested.
+NEVER_FIRES = OK + """
+faults:
+  - kind: drop
+    when: {on: message, type: execution_success, task: t9}
+"""
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=240)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "s").mkdir()
+    for name, text in {"ok": OK, "drop": DROP_T1, "never": NEVER_FIRES}.items():
+        (tmp_path / "s" / f"{name}.yaml").write_text(text)
+    return tmp_path
+
+
+def test_run_pass_writes_the_report(work: Path) -> None:
+    run = cli(work, "run", "s/ok.yaml")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASS" in run.stdout and "ok [reference] seed 3" in run.stdout
+    assert "1 passed, 0 failed, 0 inconclusive" in run.stdout
+    results = json.loads((work / "comfy-chaos-report" / "results.json").read_text())
+    assert [(r["scenario"], r["verdict"]) for r in results["results"]] == [("ok", "pass")]
+    assert (work / "comfy-chaos-report" / "index.html").is_file()
+
+
+def test_run_fail_names_the_lost_task_and_the_replay(work: Path) -> None:
+    run = cli(work, "run", "s/drop.yaml", "s/ok.yaml", "--client", "naive", "--report-dir", "out", "-j", "2")
+    assert run.returncode == 1, run.stdout + run.stderr
+    line = next(x for x in run.stdout.splitlines() if x.startswith("FAIL"))
+    assert "drop [naive]" in line and "lost t1" in line
+    assert "replay: comfy-chaos replay s/drop.yaml --client naive --seed 11" in run.stdout
+    assert (work / "out" / "results.json").is_file()
+
+
+def test_inconclusive_exit_code(work: Path) -> None:
+    run = cli(work, "run", "s/never.yaml")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "INCONCLUSIVE" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--no-such-flag"], "unrecognized arguments"),
+        (["run", "s/ok.yaml", "--client", "no-such-client"], "unknown adapter"),
+        (["run", "missing.yaml"], "no such file"),
+        (["run", "s/ok.yaml", "-j", "0"], "-j"),
+        (["run", "bad.yaml"], "faults[0].probability"),
+        (["replay", "s/ok.yaml"], "--seed"),
+        (["report", "nothing.json"], "cannot read"),
+        (["bench"], "not implemented"),
+    ],
+)
+def test_usage_and_config_errors_exit_3(work: Path, args: list[str], message: str) -> None:
+    (work / "bad.yaml").write_text(OK + "faults:\n  - {kind: drop, probability: 1.5}\n")
+    run = cli(work, *args)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert message in run.stderr
+
+
+def test_replay_runs_one_scenario_with_the_given_seed(work: Path) -> None:
+    run = cli(work, "replay", "s/drop.yaml", "--seed", "77", "--client", "naive")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "seed: 77" in run.stdout and "t1 (prompt" in run.stdout
+
+
+def test_report_rerenders_from_results_json(work: Path) -> None:
+    assert cli(work, "run", "s/ok.yaml", "--report-dir", "first").returncode == 0
+    run = cli(work, "report", "first/results.json", "--out", "again")
+    assert run.returncode == 0, run.stderr
+    assert "ok" in (work / "again" / "index.html").read_text()
+
+
+def test_write_baseline_then_check_it(work: Path) -> None:
+    assert cli(work, "run", "s/ok.yaml", "--write-baseline", "base.json").returncode == 0
+    run = cli(work, "run", "s/ok.yaml", "--baseline", "base.json")
+    assert run.returncode == 0 and "no regression against base.json" in run.stdout
+
+
+def test_default_suite_runs_with_the_reference_client(tmp_path: Path) -> None:
+    run = cli(tmp_path, "run")
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads((tmp_path / "comfy-chaos-report" / "results.json").read_text())["results"]
+    assert len(results) >= 4 and {r["client"] for r in results} == {"reference"}
