@@ -495,7 +495,9 @@ class FaultEngine:
         if state.kind == "close":
             detail["code"] = params.code
             self._record(now, "close", state.index, conn, frame, detail, None)
-            await conn.close(params.code)
+            # aiohttp's close() waits (up to 10 s) for the client's close reply: do it aside
+            # so the server's single ordered send loop is not held up by a silent client.
+            self._spawn(conn.close(params.code), f"fault-sendclose-{conn.conn_id}")
         else:
             self._record(now, "abort", state.index, conn, frame, detail, None)
             conn.abort()

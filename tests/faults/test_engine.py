@@ -149,6 +149,7 @@ async def test_close_on_execution_start_loses_that_frame() -> None:
     engine, server = make([{"kind": "close", "when": {"on": "message", "type": "execution_start"}, "params": {"code": 4001}}])
     conn = MemConn()
     await play(engine, conn, FRAMES[:5])
+    await wait_until(lambda: ("close", 4001) in conn.wire)  # closed aside, not in the send loop
     # Nothing more goes to a socket the fault closed.
     assert conn.wire == [("text", FRAMES[0].text), ("text", FRAMES[1].text), ("text", FRAMES[2].text), ("close", 4001)]
     (applied,) = engine.applied()
