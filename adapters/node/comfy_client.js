@@ -10,6 +10,7 @@
 
 const crypto = require('node:crypto');
 
+/** `ws` if installed, else the global WebSocket (Node >= 22); loaded on first connect. */
 function loadWebSocket() {
   try {
     return require('ws');
@@ -21,7 +22,7 @@ function loadWebSocket() {
   }
 }
 
-const WebSocketImpl = loadWebSocket();
+const WS_OPEN = 1; // readyState OPEN, the same for `ws` and the WHATWG WebSocket
 
 /** Turn an http(s) base URL into the ws(s) URL of ComfyUI's socket for clientId. */
 function wsUrlFor(baseUrl, clientId) {
@@ -72,12 +73,13 @@ class ComfyClient {
   }
 
   async connect() {
-    if (this.ws && this.ws.readyState === WebSocketImpl.OPEN) return;
+    if (this.ws && this.ws.readyState === WS_OPEN) return;
     if (!this.opening) this.opening = this.openSocket().finally(() => { this.opening = null; });
     await this.opening;
   }
 
   openSocket() {
+    const WebSocketImpl = loadWebSocket();
     return new Promise((resolve, reject) => {
       const ws = new WebSocketImpl(wsUrlFor(this.baseUrl, this.clientId));
       ws.binaryType = 'arraybuffer';
