@@ -1,11 +1,13 @@
 """The data path: one accepted connection = two one-way links (docs/toxiproxy-spec.md §5).
 
-A link with no toxics is a plain read→write loop (the only per-chunk cost is one
-check). With toxics, the reader stamps chunks into a chain of stages, each running one
-toxic as its own task, and a writer task drains the end of the chain. Toxics added,
-updated or removed on live links follow Toxiproxy: only the affected stage and the
-one before it are restarted (each restart draws toxicity again, §5.3), held data is
-passed on, and removing a ``timeout`` toxic closes the link.
+Sockets are asyncio protocols (:class:`SocketEnd`). A link with no toxics writes each
+received buffer straight to the other socket from ``data_received`` (one check per
+chunk, no task switch). With toxics, received data is cut into ≤ 32 KiB chunks stamped
+with their read time and pushed into a chain of stages, each running one toxic as its
+own task; a writer task drains the end of the chain. Toxics added, updated or removed
+on live links follow Toxiproxy: only the affected stage and the one before it are
+restarted (each restart draws toxicity again, §5.3), held data is passed on, and
+removing a ``timeout`` toxic closes the link.
 """
 from __future__ import annotations
 
@@ -23,18 +25,70 @@ from harness.toxiproxy.toxics import PIPES, noop
 
 log = structlog.get_logger(__name__)
 
-TOXIC_READ_SIZE = 32 * 1024
-DIRECT_READ_SIZE = 256 * 1024
-STREAM_LIMIT = 256 * 1024
+CHUNK_SIZE = 32 * 1024
 BUFFER_LIMIT = 16 * 1024 * 1024
-_IO_ERRORS = (ConnectionError, OSError, RuntimeError)
+_PAUSED_BY_DEST, _PAUSED_BY_BUFFER = 1, 2
 
 
-def set_linger_zero(writer: asyncio.StreamWriter) -> None:
-    """Make any later close of this socket an RST (what reset_peer does at connect)."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+class SocketEnd(asyncio.Protocol):
+    """One TCP socket of a proxied connection.
+
+    What it reads feeds ``reading`` (the link whose source it is); flow-control events
+    go to ``writing`` (the link whose destination it is). It starts paused: reading
+    resumes once both links are attached.
+    """
+
+    def __init__(self, on_made: Callable[[SocketEnd], None] | None = None) -> None:
+        self._on_made = on_made
+        self.transport: asyncio.Transport | None = None
+        self.reading: Link | None = None
+        self.writing: Link | None = None
+        self.eof = False
+        self.lost = False
+        self.write_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.pause_reading()
+        if self._on_made is not None:
+            self._on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.reading is not None:
+            self.reading.on_data(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.reading is not None:
+            self.reading.push_eof()
+        return True  # no half-close: the links decide when this socket closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.eof = True
+        if self.reading is not None:
+            self.reading.push_eof()
+        if self.writing is not None:
+            self.writing.wake_writer()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.writing is not None:
+            self.writing.pause(_PAUSED_BY_DEST)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.writing is not None:
+            self.writing.resume(_PAUSED_BY_DEST)
+            self.writing.wake_writer()
+
+    def set_linger_zero(self) -> None:
+        """Make any later close of this socket an RST (what reset_peer does at connect)."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 class Stage:
@@ -81,8 +135,8 @@ class Stage:
 class Link:
     """One direction of one connection: source socket → toxic chain → destination socket."""
 
-    def __init__(self, conn: Connection, direction: str, source: asyncio.StreamReader,
-                 dest: asyncio.StreamWriter, toxics: Iterable[ToxicDef], rng: random.Random) -> None:
+    def __init__(self, conn: Connection, direction: str, source: SocketEnd, dest: SocketEnd,
+                 toxics: Iterable[ToxicDef], rng: random.Random) -> None:
         self.conn = conn
         self.direction = direction
         self.source = source
@@ -92,12 +146,11 @@ class Link:
         self.head = self.out
         self.stages: list[Stage] = []
         self.buffered = 0
-        self.room = asyncio.Event()
-        self.room.set()
+        self.paused = 0
         self.done = False
         self.eof_pushed = False
-        self.reader_task: asyncio.Task[None] | None = None
         self.writer_task: asyncio.Task[None] | None = None
+        self._writer_wake: asyncio.Future[None] | None = None
         for toxic in toxics:
             stage = Stage(toxic, Channel(), self.out, rng, self._release)
             if self.stages:
@@ -105,63 +158,92 @@ class Link:
             else:
                 self.head = stage.stub.input
             self.stages.append(stage)
+        source.reading = self
+        dest.writing = self
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
         for stage in self.stages:
             stage.start()
-        self.reader_task = loop.create_task(self._read_loop())
-        self.writer_task = loop.create_task(self._write_loop())
+        self.writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+        if self.dest.write_paused:
+            self.pause(_PAUSED_BY_DEST)
+        if self.source.eof:
+            self.push_eof()
 
-    def _release(self, size: int) -> None:
-        self.buffered -= size
-        if self.buffered < BUFFER_LIMIT and not self.room.is_set():
-            self.room.set()
+    # -- reading side (called from the source protocol) -----------------------------
 
-    async def _read_loop(self) -> None:
-        source, dest, loop = self.source, self.dest, asyncio.get_running_loop()
-        try:
-            while True:
-                data = await source.read(TOXIC_READ_SIZE if self.stages else DIRECT_READ_SIZE)
-                if not data:
-                    break
-                if not self.stages and not self.out.items:
-                    dest.write(data)
-                    await dest.drain()
-                    continue
-                self.buffered += len(data)
-                self.head.push(Chunk(data, loop.time()))
-                if self.buffered >= BUFFER_LIMIT:
-                    self.room.clear()
-                    await self.room.wait()
-        except _IO_ERRORS:
-            pass
-        self.push_eof()
+    def on_data(self, data: bytes) -> None:
+        if self.done or self.eof_pushed or self.dest.lost:
+            return
+        if not self.stages and not self.out.items:
+            self.dest.transport.write(data)  # type: ignore[union-attr]
+            return
+        now = asyncio.get_running_loop().time()
+        for start in range(0, len(data), CHUNK_SIZE):
+            self.head.push(Chunk(data[start:start + CHUNK_SIZE], now))
+        self.buffered += len(data)
+        if self.buffered >= BUFFER_LIMIT:
+            self.pause(_PAUSED_BY_BUFFER)
 
     def push_eof(self) -> None:
         if not self.eof_pushed:
             self.eof_pushed = True
             self.head.push(None)
 
-    async def _write_loop(self) -> None:
-        out, dest, loop = self.out, self.dest, asyncio.get_running_loop()
+    def pause(self, reason: int) -> None:
+        if not self.paused and self.source.transport is not None:
+            self.source.transport.pause_reading()
+        self.paused |= reason
+
+    def resume(self, reason: int) -> None:
+        if not self.paused & reason:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.source.transport is not None:
+            self.source.transport.resume_reading()
+
+    def _release(self, size: int) -> None:
+        self.buffered -= size
+        if self.buffered < BUFFER_LIMIT:
+            self.resume(_PAUSED_BY_BUFFER)
+
+    # -- writing side ------------------------------------------------------------------
+
+    def wake_writer(self) -> None:
+        waiter = self._writer_wake
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _park_writer(self, channel: Channel | None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._writer_wake = waiter
+        if channel is not None:
+            channel.waiter = waiter
         try:
-            while True:
-                if not out.items:
-                    waiter = loop.create_future()
-                    out.waiter = waiter
-                    await waiter
-                    continue
-                item = out.items.popleft()
-                if item is None:
-                    break
-                dest.write(item.data)
-                self._release(len(item.data))
-                await dest.drain()
-        except _IO_ERRORS:
-            pass
+            await waiter
         finally:
-            out.waiter = None
+            self._writer_wake = None
+            if channel is not None and channel.waiter is waiter:
+                channel.waiter = None
+
+    async def _write_loop(self) -> None:
+        out, dest = self.out, self.dest
+        transport = dest.transport
+        assert transport is not None
+        while True:
+            if dest.lost or transport.is_closing():
+                break
+            if dest.write_paused:
+                await self._park_writer(None)
+                continue
+            if not out.items:
+                await self._park_writer(out)
+                continue
+            item = out.items.popleft()
+            if item is None:
+                break
+            transport.write(item.data)
+            self._release(len(item.data))
         self.finish()
 
     def finish(self) -> None:
@@ -169,14 +251,11 @@ class Link:
         if self.done:
             return
         self.done = True
-        self.dest.close()
+        if self.dest.transport is not None:
+            self.dest.transport.close()
         self.conn.link_finished(self)
 
-    def source_gone(self) -> None:
-        """The source socket was closed by the other link: end of stream, right now."""
-        if self.reader_task is not None:
-            self.reader_task.cancel()
-        self.push_eof()
+    # -- live toxic changes -------------------------------------------------------------
 
     def _index(self, toxic: ToxicDef) -> int | None:
         for index, stage in enumerate(self.stages):
@@ -231,39 +310,40 @@ class Link:
             prev.start()
 
     def cancel(self) -> None:
-        for task in (self.reader_task, self.writer_task):
-            if task is not None:
-                task.cancel()
+        if self.writer_task is not None:
+            self.writer_task.cancel()
         for stage in self.stages:
             stage.cancel()
 
 
 class Connection:
-    """A client connection and its upstream connection, joined by two links."""
+    """A client socket and its upstream socket, joined by two links."""
 
-    def __init__(self, on_closed: Callable[[Connection], None], client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    def __init__(self, on_closed: Callable[[Connection], None], client: SocketEnd, upstream: SocketEnd,
                  chains: dict[str, list[ToxicDef]], rng: random.Random) -> None:
         self._on_closed = on_closed
-        self.client_writer = client[1]
-        self.upstream_writer = upstream[1]
+        self.client = client
+        self.upstream = upstream
         if any(t.type == "reset_peer" for chain in chains.values() for t in chain):
-            set_linger_zero(self.client_writer)
-            set_linger_zero(self.upstream_writer)
+            client.set_linger_zero()
+            upstream.set_linger_zero()
         self.links = {
-            "upstream": Link(self, "upstream", client[0], upstream[1], chains["upstream"], rng),
-            "downstream": Link(self, "downstream", upstream[0], client[1], chains["downstream"], rng),
+            "upstream": Link(self, "upstream", client, upstream, chains["upstream"], rng),
+            "downstream": Link(self, "downstream", upstream, client, chains["downstream"], rng),
         }
         self.closed = False
 
     def start(self) -> None:
         for link in self.links.values():
             link.start()
+        for end in (self.client, self.upstream):
+            if end.transport is not None and not end.transport.is_closing():
+                end.transport.resume_reading()
 
     def link_finished(self, link: Link) -> None:
         other = self.links["downstream" if link.direction == "upstream" else "upstream"]
         if not other.done:
-            other.source_gone()
+            other.push_eof()  # its source is the socket just closed
             return
         self._closed()
 
@@ -279,6 +359,7 @@ class Connection:
         """Close both sockets now (proxy disabled, deleted or replaced)."""
         for link in self.links.values():
             link.done = True
-        self.client_writer.transport.abort()
-        self.upstream_writer.transport.abort()
+        for end in (self.client, self.upstream):
+            if end.transport is not None:
+                end.transport.abort()
         self._closed()

@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from harness.toxiproxy.link import STREAM_LIMIT, Connection
+from harness.toxiproxy.link import Connection, SocketEnd
 from harness.toxiproxy.model import DOWNSTREAM, UPSTREAM, ApiError, ToxicDef, join_host_port, split_host_port
 
 log = structlog.get_logger(__name__)
@@ -91,7 +91,7 @@ class Proxy:
             return
         ip, port = await resolve_address(self.listen)
         sock = _bind(ip, port)
-        self._server = await asyncio.start_server(self._accepted, sock=sock, limit=STREAM_LIMIT)
+        self._server = await asyncio.get_running_loop().create_server(lambda: SocketEnd(self._accepted), sock=sock)
         bound = sock.getsockname()
         self.listen = join_host_port("::" if ip == "" else bound[0], bound[1])
         self.enabled = True
@@ -110,24 +110,30 @@ class Proxy:
         if server is not None:
             await server.wait_closed()
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accepted(self, client: SocketEnd) -> None:
+        task = asyncio.get_running_loop().create_task(self._dial(client))
         self._dialing.add(task)
+        task.add_done_callback(self._dialing.discard)
+
+    async def _dial(self, client: SocketEnd) -> None:
+        """Accept first, then dial (spec §5.1): a dead upstream means connect, then EOF."""
+        assert client.transport is not None
         try:
             host, port = split_host_port(self.upstream)
-            upstream = await asyncio.open_connection(host, port, limit=STREAM_LIMIT)
-        except (OSError, ValueError, asyncio.CancelledError) as exc:
+            _, upstream = await asyncio.get_running_loop().create_connection(SocketEnd, host, port)
+        except (OSError, ValueError) as exc:
             log.debug("toxiproxy.upstream.unreachable", proxy=self.name, upstream=self.upstream, error=str(exc))
-            writer.transport.abort()
+            client.transport.close()
             return
-        finally:
-            self._dialing.discard(task)
-        if not self.enabled:
-            writer.transport.abort()
-            upstream[1].transport.abort()
+        except asyncio.CancelledError:
+            client.transport.abort()
+            raise
+        assert upstream.transport is not None
+        if not self.enabled or client.lost:
+            client.transport.abort()
+            upstream.transport.abort()
             return
-        conn = Connection(self.connections.discard, (reader, writer), upstream,
+        conn = Connection(self.connections.discard, client, upstream,
                           {d: list(c) for d, c in self.chains.items()}, self.rng)
         self.connections.add(conn)
         conn.start()
