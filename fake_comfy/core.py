@@ -28,6 +28,10 @@ SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 PREVIEW_IMAGE = 1
 TEXT = 3
 PREVIEW_IMAGE_WITH_METADATA = 4
+#: Seconds (at time_scale 1) between a prompt's ending message and its history write: in
+#: ComfyUI the message is queued first and the worker writes history afterwards, so a
+#: client reacting to `execution_success` can see `/history/{id}` still empty.
+HISTORY_LAG = 0.002
 
 
 def dumps(value: Any) -> str:
@@ -93,6 +97,8 @@ class _Run:
     meta: dict[str, Any] = field(default_factory=dict)
     messages: list[list[Any]] = field(default_factory=list)
     node_index: int = 0
+    outcome: str = ""
+    error: dict[str, Any] | None = None
 
     @property
     def node(self) -> str:
@@ -515,9 +521,12 @@ class ComfyCore:
     def _tick(self, step: Step) -> float | None:
         run = self.running
         assert run is not None
-        if run.pos >= len(run.order):
-            self._finish_run(step, run, "success")
+        if run.phase == "done":
+            self._write_history(step, run)
             return None
+        if run.pos >= len(run.order):
+            self._add_message(step, run, "execution_success", {"prompt_id": run.item.prompt_id, "timestamp": self.wall_ms()})
+            return self._ended(run, "success")
         node = run.node
         if run.phase == "start":
             return self._node_start(step, run, node)
@@ -573,8 +582,7 @@ class ComfyCore:
         self._emit("node_started", item, node=node, node_index=run.node_index, detail={"class_type": cls.name})
         run.node_index += 1
         if self.interrupt_requested:
-            self._interrupted(step, run, node)
-            return None
+            return self._interrupted(step, run, node)
         inputs = self._resolve_inputs(run, node)
         run.plan = cls.run(inputs, self, self._hidden(run, node))
         run.plan_inputs = inputs
@@ -588,8 +596,7 @@ class ComfyCore:
         plan = run.plan
         assert plan is not None
         if self.interrupt_requested:
-            self._interrupted(step, run, node)
-            return None
+            return self._interrupted(step, run, node)
         progress = plan.steps[run.step_index]
         sid = item.client_id
         run.ps[node] = {"value": progress.value, "max": progress.max, "state": "running"}
@@ -627,8 +634,7 @@ class ComfyCore:
             payload = struct.pack(">I", len(node_bytes)) + node_bytes + plan.text.encode()
             step.frames += self._binary(TEXT, payload, None, item, node)
         if plan.failure is not None:
-            self._failed(step, run, node, plan.failure)
-            return None
+            return self._failed(step, run, node, plan.failure)
         step.files += plan.files
         run.results[node] = plan.outputs
         self.cache[run.sigs[node]] = CacheEntry(plan.outputs, plan.ui)
@@ -655,7 +661,14 @@ class ComfyCore:
         run.outputs[node] = ui
         run.meta[node] = {"node_id": node, "display_node": node, "parent_node": None, "real_node_id": node}
 
-    def _interrupted(self, step: Step, run: _Run, node: str) -> None:
+    def _ended(self, run: _Run, outcome: str, error: dict[str, Any] | None = None) -> float:
+        """The ending message is out; history is written one tick later (ComfyUI's worker does it after)."""
+        run.phase = "done"
+        run.outcome = outcome
+        run.error = error
+        return HISTORY_LAG
+
+    def _interrupted(self, step: Step, run: _Run, node: str) -> float:
         self.interrupt_requested = False
         data = {
             "prompt_id": run.item.prompt_id,
@@ -665,9 +678,9 @@ class ComfyCore:
             "timestamp": self.wall_ms(),
         }
         self._add_message(step, run, "execution_interrupted", data, broadcast=True)
-        self._finish_run(step, run, "interrupted", ended=True)
+        return self._ended(run, "interrupted")
 
-    def _failed(self, step: Step, run: _Run, node: str, failure: NodeFailure) -> None:
+    def _failed(self, step: Step, run: _Run, node: str, failure: NodeFailure) -> float:
         inputs = run.plan_inputs
         current_inputs = {name: [_format_value(v)] for name, v in inputs.items()}
         for name, value in self._hidden(run, node).items():
@@ -685,14 +698,12 @@ class ComfyCore:
             "timestamp": self.wall_ms(),
         }
         self._add_message(step, run, "execution_error", data)
-        self._finish_run(step, run, "error", ended=True, error=data)
+        return self._ended(run, "error", data)
 
-    def _finish_run(
-        self, step: Step, run: _Run, outcome: str, ended: bool = False, error: dict[str, Any] | None = None
-    ) -> None:
+    def _write_history(self, step: Step, run: _Run) -> None:
         item = run.item
-        if not ended:
-            self._add_message(step, run, "execution_success", {"prompt_id": item.prompt_id, "timestamp": self.wall_ms()})
+        outcome = run.outcome
+        error = run.error
         self.last_node_id = None
         extra = {k: v for k, v in item.extra_data.items() if k not in SENSITIVE_EXTRA_DATA_KEYS}
         completed = outcome == "success"

@@ -49,6 +49,7 @@ class Conn:
         self.reconnect_index = reconnect_index
         self.ws = ws
         self.frames_sent = 0
+        self.frames_received = 0
         self.first_message = True
         self.silent = False
 
@@ -124,6 +125,11 @@ class FakeComfy:
         self._site: web.TCPSite | None = None
         self.host = "127.0.0.1"
         self.port = 0
+        self.manual_time = False
+        self.timer_waiting = False
+        self._release: asyncio.Event | None = None
+        self._sending = False
+        self.activity: asyncio.Event | None = None
         self.app = self._make_app()
         if faults is not None:
             faults.bind(self)
@@ -150,6 +156,10 @@ class FakeComfy:
     def _start_tasks(self) -> None:
         self._outbox = asyncio.Queue()
         self._wake = asyncio.Event()
+        self._release = asyncio.Event()
+        if self.activity is None:
+            self.activity = asyncio.Event()
+        self.timer_waiting = False
         self._tasks = [
             asyncio.create_task(self._executor(), name="fake_comfy.executor"),
             asyncio.create_task(self._publisher(), name="fake_comfy.publisher"),
@@ -206,7 +216,33 @@ class FakeComfy:
         assert self._outbox is not None
         while True:
             frame = await self._outbox.get()
-            await self.send_frame(frame)
+            self._sending = True
+            try:
+                await self.send_frame(frame)
+            finally:
+                self._sending = False
+                self._signal()
+
+    # ------------------------------------------------------------------ deterministic controls (tests)
+    def set_manual_time(self, manual: bool = True) -> None:
+        """In manual time the executor never sleeps: each positive delay waits for `release_timer()`."""
+        self.manual_time = manual
+        if not manual:
+            self.release_timer()
+
+    def release_timer(self) -> None:
+        """Let the executor past the delay it is waiting on (manual time)."""
+        if self._release is not None:
+            self._release.set()
+
+    def is_quiescent(self) -> bool:
+        """Nothing will happen without outside input: executor blocked (idle or on a timer), outbox empty."""
+        executor_blocked = self.timer_waiting or (self.core.idle and self._wake is not None and not self._wake.is_set())
+        return executor_blocked and self._outbox is not None and self._outbox.empty() and not self._sending
+
+    def _signal(self) -> None:
+        if self.activity is not None:
+            self.activity.set()
 
     async def send_frame(self, frame: OutFrame) -> None:
         """Send one frame to the socket currently registered for `frame.sid` (if any)."""
@@ -262,7 +298,17 @@ class FakeComfy:
             self._enqueue(step.frames)
             if step.delay is None:
                 self._wake.clear()
+                self._signal()
                 await self._wake.wait()
+            elif self.manual_time and step.delay > 0:
+                assert self._release is not None
+                self._release.clear()
+                self.timer_waiting = True
+                self._signal()
+                try:
+                    await self._release.wait()
+                finally:
+                    self.timer_waiting = False
             else:
                 await asyncio.sleep(step.delay * scale)
 
@@ -380,6 +426,8 @@ class FakeComfy:
                     frames, conn.first_message = self.core.client_text(sid, msg.data, conn.first_message)
                     for frame in frames:
                         await self._send_to(conn, frame)
+                conn.frames_received += 1
+                self._signal()
         finally:
             now = time.monotonic()
             forgotten = self.core.disconnect(sid)
