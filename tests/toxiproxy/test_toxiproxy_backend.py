@@ -12,10 +12,12 @@ import pytest
 import harness
 from harness.toxiproxy import ToxiproxyControl, ToxiproxyError, resolve_backend
 from harness.toxiproxy.backend import Backend, BackendError
+from harness.toxiproxy.network import ProxyNetwork
 import toxiproxy_helpers
 from toxiproxy_helpers import Upstream, connect, round_trip, unique
 
 REPO_ROOT = Path(harness.__file__).resolve().parent.parent
+LOCAL = ProxyNetwork()  # servers started by these tests are on loopback, whatever TOXIPROXY_URL says
 
 
 async def assert_serves(url: str) -> str:
@@ -62,7 +64,7 @@ async def test_env_url_is_used_and_not_stopped() -> None:
 
 
 async def test_env_url_unreachable_is_a_clear_error() -> None:
-    async with Upstream("sink") as silent:  # accepts, never answers
+    async with Upstream("sink", net=LOCAL) as silent:  # accepts, never answers
         with pytest.raises(BackendError, match="TOXIPROXY_URL=http://127.0.0.1:") as info:
             await resolve_backend(env={"TOXIPROXY_URL": f"127.0.0.1:{silent.port}"}, timeout=0.5)
     assert "no answer" in str(info.value)
@@ -87,7 +89,7 @@ async def test_toxiproxy_server_on_path_is_started_and_stopped(tmp_path: Path) -
 
 
 async def test_control_call_timeout_names_the_call() -> None:
-    async with Upstream("sink") as silent:
+    async with Upstream("sink", net=LOCAL) as silent:
         async with ToxiproxyControl(f"http://127.0.0.1:{silent.port}", timeout=0.3) as ctl:
             with pytest.raises(ToxiproxyError) as info:
                 await ctl.add_toxic("web", "lag", "latency", "downstream", {"latency": 1})
@@ -131,3 +133,49 @@ async def test_stop_is_idempotent_and_bounded() -> None:
     await backend.stop()
     async with asyncio.timeout(5):
         await backend.stop()
+
+
+async def _toxicity_pattern(seed: int) -> list[bool]:
+    """Which of 16 sequential connections a 0.5-toxicity limit_data toxic cut off."""
+    async with await resolve_backend(env={"PATH": ""}, seed=seed) as backend, Upstream(net=LOCAL) as upstream:
+        async with ToxiproxyControl(backend.url, timeout=10) as ctl:
+            proxy = await ctl.create_proxy("seeded", upstream=upstream.address)
+            await ctl.add_toxic("seeded", "cut", "limit_data", "upstream", {"bytes": 0}, toxicity=0.5)
+            cut = []
+            for _ in range(16):
+                reader, writer = await connect(proxy.listen_port, "127.0.0.1")
+                writer.write(b"?")
+                await writer.drain()
+                async with asyncio.timeout(10):
+                    data = await reader.read(1)
+                cut.append(data == b"")
+                writer.close()
+            return cut
+
+
+async def test_bundled_seed_makes_toxicity_draws_reproducible() -> None:
+    first = await _toxicity_pattern(seed=1234)
+    assert first == await _toxicity_pattern(seed=1234)
+    assert any(first) and not all(first), first
+
+
+async def test_cli_config_populates_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_text('[{"name": "from-config", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}]')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "harness.toxiproxy.cli", "-host", "127.0.0.1", "-port", "0", "-config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=REPO_ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            while not (line := (await proc.stdout.readline()).decode()).startswith("comfy-chaos toxiproxy listening on "):
+                assert line, "server exited before it was ready"
+        url = line.rsplit(" ", 1)[1].strip()
+        async with ToxiproxyControl(url, timeout=5) as ctl:
+            proxies = await ctl.list_proxies()
+        assert list(proxies) == ["from-config"] and proxies["from-config"].listen_port > 0
+    finally:
+        proc.terminate()
+        async with asyncio.timeout(10):
+            assert await proc.wait() == 0

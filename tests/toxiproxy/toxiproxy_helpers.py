@@ -49,8 +49,9 @@ class Upstream:
     closes; ``send_wait:N``: writes N bytes and keeps reading.
     """
 
-    def __init__(self, mode: str = "echo") -> None:
+    def __init__(self, mode: str = "echo", net: ProxyNetwork | None = None) -> None:
         self.mode = mode
+        self.net = net
         self.conns: list[UpstreamConn] = []
         self.connected = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -58,10 +59,10 @@ class Upstream:
 
     @property
     def address(self) -> str:
-        return NET.upstream(self.port)
+        return (self.net or NET).upstream(self.port)
 
     async def __aenter__(self) -> Upstream:
-        self._server = await asyncio.start_server(self._handle, NET.bind_host, 0)
+        self._server = await asyncio.start_server(self._handle, (self.net or NET).bind_host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -109,9 +110,9 @@ def pattern(size: int) -> bytes:
     return bytes((i * 7 + i // 251) % 256 for i in range(size))
 
 
-async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def connect(port: int, host: str | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     async with asyncio.timeout(WAIT):
-        return await asyncio.open_connection(NET.connect_host, port)
+        return await asyncio.open_connection(host or NET.connect_host, port)
 
 
 async def read_exactly(reader: asyncio.StreamReader, size: int) -> bytes:
