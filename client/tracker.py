@@ -529,7 +529,8 @@ class Tracker:
             outcome = outcome_from_ws_error(task.prompt_id, kind, payload, dict(task.ws_outputs))
             outcome = Outcome(outcome.status, outcome.prompt_id, outcome.outputs, outcome.error,
                               f"{outcome.detail}; history unavailable", "final_check")
-        elif task.ws_success and task.ws_null:
+        elif task.ws_success:
+            # the server said so; history was wiped (restart) or stayed unreachable
             outcome = Outcome("success", task.prompt_id, dict(task.ws_outputs), None,
                               "from WebSocket frames; history unavailable", "final_check")
         else:

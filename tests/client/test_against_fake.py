@@ -11,7 +11,9 @@ from structlog.testing import capture_logs
 from client import ClientConfig, ComfyClient, ComfyUnavailable, PromptRejected
 from fake_comfy.ledger import tag_workflow
 
-CFG = ClientConfig.reference().scaled(0.1)
+# time scale 0.1 as in the scenario suite; HTTP timeout and ping interval relaxed so a
+# loaded CI machine cannot fake a fault in the fault-free tests
+CFG = ClientConfig.reference().scaled(0.1).replace(http_timeout=5.0, ws_heartbeat=5.0)
 
 
 async def run_tasks(comfy: ComfyClient, workflows: list[dict]) -> list:
@@ -122,6 +124,10 @@ async def test_connection_closed_mid_run_reconnects_and_reconciles(make_fake):
     assert stats.reconnect_attempts >= 1 and stats.ws_connects >= 2 and stats.reconciles >= 1
     events = [e["event"] for e in logs]
     assert "ws.reconnect.attempt" in events and "reconcile.start" in events
+    # the old socket was gone before the new one registered: never replaced, never orphaned
+    ours = [c.event for c in server.ledger.connections if c.sid == comfy.client_id]
+    assert ours[:3] == ["open", "close", "open"], ours
+    assert "replaced" not in ours and "orphaned" not in ours
 
 
 async def test_lost_post_reply_is_looked_up_not_resent(make_fake):
@@ -200,3 +206,37 @@ async def test_server_restart_keeping_history(make_fake):
         handles = [await comfy.submit(tag_workflow(basic(i), f"t{i}")) for i in range(2)]
         outcomes = [await h.result() for h in handles]
     check_against_ledger(server, outcomes)
+
+
+async def test_seed_waits_for_its_final_check_where_the_reference_recovers_at_once(make_fake):
+    """Both finish frames of t1 are lost while the socket stays up: the difference the harness shows."""
+    faults = [{"kind": "drop", "when": {"on": "message", "type": ["execution_success", "executing:null"],
+                                        "task": "t1"}, "count": 2}]
+    sources = {}
+    for name, cfg in (("reference", CFG), ("seed", ClientConfig.seed().scaled(0.1))):
+        server = await make_fake(faults, time_scale=0.01)
+        async with ComfyClient(server.base_url, cfg) as comfy:
+            handles = [await comfy.submit(tag_workflow(basic(i), f"t{i}"), deadline=2.0) for i in range(2)]
+            outcomes = [await h.result() for h in handles]
+        check_against_ledger(server, outcomes)
+        sources[name] = outcomes[1].source
+    assert sources["seed"] == "final_check"
+    assert sources["reference"] in ("hint", "probe", "ws")
+
+
+async def test_restart_losing_the_queue_reports_unknown_never_a_phantom(make_fake):
+    faults = [{"kind": "restart", "when": {"on": "task_complete", "task": "t0"}, "params": {"keep_history": False}}]
+    server = await make_fake(faults, time_scale=0.05)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        handles = await asyncio.gather(*(comfy.submit(tag_workflow(basic(i), f"t{i}"), deadline=3.0)
+                                         for i in range(4)))
+        outcomes = [await h.result() for h in handles]
+        stats = comfy.stats
+    assert any(f.kind == "restart" for f in server.ledger.faults)
+    lost = [o for o in outcomes if server.ledger.prompts[o.prompt_id].outcome is None]
+    assert lost, "the restart should have wiped at least one queued prompt"
+    for outcome in lost:
+        assert outcome.status == "unknown" and outcome.source == "deadline"
+        assert "not in /queue nor /history" in outcome.detail
+    check_against_ledger(server, [o for o in outcomes if o not in lost])
+    assert stats.final_checks >= len(lost)
