@@ -8,6 +8,7 @@ JSON value of a body, with Go-style messages for the errors clients see in
 from __future__ import annotations
 
 import json
+import re
 import struct
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,9 @@ def to_float32(value: float) -> Float32:
     return Float32(struct.unpack("<f", struct.pack("<f", value))[0])
 
 
+_F32_MIN_PLAIN = struct.unpack("<f", struct.pack("<f", 1e-6))[0]
+
+
 def _format_float32(value: float) -> str:
     if value == int(value) and abs(value) < 1e21:
         return str(int(value))
@@ -31,9 +35,9 @@ def _format_float32(value: float) -> str:
         text = f"{value:.{digits}g}"
         if struct.pack("<f", float(text)) == target:
             break
-    if 1e-6 <= abs(value) < 1e21:
+    if _F32_MIN_PLAIN <= abs(value) < 1e21:
         return format(Decimal(text), "f")
-    return text
+    return re.sub(r"e-0(\d)$", r"e-\1", text)  # Go writes 1e-7, not 1e-07
 
 
 def _encode(value: Any) -> str:
