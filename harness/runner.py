@@ -140,7 +140,7 @@ class _Run:
         self.clock = clock
         self.toxiproxy_url = toxiproxy_url
         self.plan = self.scenario.plan()
-        self.specs = list(self.scenario.faults)
+        self.specs = self.scenario.fault_schedule()
         self.record = RunRecord(
             scenario=self.scenario.to_dict(),
             client=client,
@@ -167,6 +167,7 @@ class _Run:
         self.proxy_name = f"chaos-{uuid.uuid4().hex[:12]}"
         self.proxy_created = False
         self.t0 = 0.0
+        self.cancelled = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -176,6 +177,9 @@ class _Run:
         try:
             base_url = await self._start()
             await self._drive(base_url)
+        except asyncio.CancelledError:
+            self.cancelled = True  # Ctrl-C or a caller's timeout: tear down without waiting
+            raise
         except Exception as exc:
             failure = exc
             self.record.error = f"{type(exc).__name__}: {exc}"
@@ -245,9 +249,7 @@ class _Run:
                     grace=grace,
                 )
                 if heal:
-                    await self._heal()
-                    healed = self.clock() - self.t0
-                    self.record.healed_at = self.t0 + healed
+                    healed = await self._heal() - self.t0
                     judge_at = max(healed, min(healed + grace, deadline))
                     continue
                 wake = min(WAKE_S, max(0.0, deadline - grace - now))
@@ -272,7 +274,8 @@ class _Run:
         for session in self.sessions:
             session.end()
         if self.adapter_tasks:
-            _, pending = await asyncio.wait(self.adapter_tasks, timeout=self.done_margin)
+            margin = 0.0 if self.cancelled else self.done_margin
+            _, pending = await asyncio.wait(self.adapter_tasks, timeout=margin)
             for task, session in zip(self.adapter_tasks, self.sessions):
                 if task in pending:
                     session.info.hung = True
@@ -418,10 +421,14 @@ class _Run:
         async with self.toxic_lock:
             if self.judged or self.record.healed_at is not None or name in self.active_toxics:
                 return
-            async with asyncio.timeout(STEP_TIMEOUT_S):
-                await self.ctl.add_toxic(
-                    self.proxy_name, name, toxic.type, toxic.stream, dict(toxic.attributes), toxicity=toxic.toxicity
-                )
+            try:
+                async with asyncio.timeout(STEP_TIMEOUT_S):
+                    await self.ctl.add_toxic(
+                        self.proxy_name, name, toxic.type, toxic.stream, dict(toxic.attributes), toxicity=toxic.toxicity
+                    )
+            except Exception as exc:  # the run did not do what the scenario says: inconclusive
+                self.record.error = self.record.error or f"toxic {name} (faults[{index}]) not applied: {exc!r}"
+                raise
             self.active_toxics[name] = {"t": self.clock(), "spec_index": index}
         self.log.info("fault.applied", kind="toxic", name=name, spec_index=index)
         self.changed.set()
@@ -435,8 +442,8 @@ class _Run:
         self.log.info("fault.removed", kind="toxic", name=name)
         self.changed.set()
 
-    async def _heal(self) -> None:
-        """Lift every fault: the engine's, every toxic, and a disabled proxy."""
+    async def _heal(self) -> float:
+        """Lift every fault: the engine's, every toxic, and a disabled proxy; returns the time."""
         self.log.info("runner.heal", t=round(self.clock() - self.t0, 3))
         if self.engine is not None:
             healed = self.engine.heal_all()
@@ -448,6 +455,7 @@ class _Run:
         async with asyncio.timeout(STEP_TIMEOUT_S):
             await self.ctl.set_enabled(self.proxy_name, True)
         self.record.healed_at = self.clock()
+        return self.record.healed_at
 
     # --- the record ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from fake_comfy.faults.spec import FaultSpec
 from harness import workflows
+from harness.chaos import Chaos, expand
 
 SCHEMA_ID = "https://comfy-chaos.invalid/scenario.schema.json"
 
@@ -145,6 +146,9 @@ class Scenario(_Model):
     clients: int = Field(1, ge=1, description="Client instances; task i goes to client i % clients")
     workload: Workload = Workload()
     faults: list[FaultSpec] = Field(default_factory=list, description="The fault schedule (server faults and toxics)")
+    chaos: Chaos | None = Field(
+        None, description="Random faults generated from the seed (harness.chaos), run after `faults`"
+    )
     deadline: float = Field(60, gt=0, description="Seconds (scaled) from start until judgement")
     grace: float = Field(5, ge=0, description="Seconds (scaled) after the last fault before judgement is allowed")
     expect: Expect = Expect()
@@ -173,6 +177,12 @@ class Scenario(_Model):
         scenario = cls.model_validate(data)
         scenario._source = source
         return scenario
+
+    def fault_schedule(self) -> list[FaultSpec]:
+        """The faults a run applies: `faults`, then the `chaos` faults expanded from the seed."""
+        if self.chaos is None:
+            return list(self.faults)
+        return [*self.faults, *expand(self.chaos, seed=self.seed, tasks=self.workload.tasks)]
 
     def plan(self) -> list[PlannedTask]:
         """The tasks of this scenario: ids, workflows (seed-varied), clients and due times."""
