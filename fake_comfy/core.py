@@ -341,7 +341,9 @@ class ComfyCore:
         validation = validate_prompt(prompt, self.classes, targets)
         extra_data = body.get("extra_data", {})
         if not isinstance(extra_data, dict):
-            extra_data = {}
+            return SubmitResult(400, _bad_request("invalid_request", "'extra_data' must be a JSON object", "extra_data"))
+        if "client_id" in body and not isinstance(body["client_id"], str):
+            return SubmitResult(400, _bad_request("invalid_request", "'client_id' must be a string", "client_id"))
         if "client_id" in body:
             extra_data["client_id"] = body["client_id"]
         if not validation.ok:

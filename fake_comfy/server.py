@@ -436,6 +436,7 @@ class FakeComfy:
             if forgotten is not None and forgotten != conn_id and forgotten in self.conns:
                 self.ledger.record_connection(now, sid, "orphaned", forgotten)
             self.events.emit(ServerEvent("ws_disconnected", now, client_id=sid, detail={"conn_id": conn_id}))
+            self._signal()
         return ws
 
     # ------------------------------------------------------------------ prompt / queue
