@@ -197,9 +197,11 @@ class ComfyClient:
             self._tracker.discard(prompt_id)
             self._handles.pop(prompt_id, None)
             raise
-        if not cfg.client_prompt_id:
-            server_id = str(reply.get("prompt_id", prompt_id))
-            if server_id != prompt_id:
+        server_id = str(reply.get("prompt_id", prompt_id))
+        if server_id != prompt_id:
+            if server_id in self._handles or server_id in self._tracker.tasks:
+                log.warning("submit.id_clash", prompt_id=prompt_id, server_prompt_id=server_id)
+            else:
                 self._tracker.rename(prompt_id, server_id)
                 self._handles[server_id] = self._handles.pop(prompt_id)
                 handle.prompt_id = server_id
@@ -294,7 +296,7 @@ class ComfyClient:
             elif isinstance(action, FetchQueue):
                 self._spawn(self._fetch_queue(), "queue")
             elif isinstance(action, Report):
-                self._report(action.prompt_id, action.outcome)
+                self._report(action.prompt_id, action.outcome, action.elapsed)
             elif isinstance(action, ForceReconnect):
                 self.stats.forced_reconnects += 1
                 if self._ws is not None:
@@ -321,12 +323,10 @@ class ComfyClient:
             reply, ok = None, False
         self._apply(self._tracker.on_queue(reply, ok, self._clock()))
 
-    def _report(self, prompt_id: str, outcome: Outcome) -> None:
-        handle = self._handles.get(prompt_id)
-        task = self._tracker.tasks.get(prompt_id)
-        latency = None if task is None else round(self._clock() - task.created_at, 3)
+    def _report(self, prompt_id: str, outcome: Outcome, elapsed: float) -> None:
+        handle = self._handles.pop(prompt_id, None)
         log.info("task.reported", prompt_id=prompt_id, status=outcome.status, source=outcome.source,
-                 detail=outcome.detail, latency=latency)
+                 detail=outcome.detail, latency=round(elapsed, 3))
         if handle is not None:
             handle._resolve(outcome)
 

@@ -58,6 +58,7 @@ class FetchQueue:
 class Report:
     prompt_id: str
     outcome: Outcome
+    elapsed: float = 0.0  # seconds from `add` to the report, by the tracker's clock
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class Tracker:
             return self._request_history(prompt_id, "ws")
         if task.ws_error is not None and not self.cfg.empty_history_is_pending:
             kind, payload = task.ws_error
-            return self._finalize(task, outcome_from_ws_error(prompt_id, kind, payload, task.ws_outputs))
+            return self._finalize(task, outcome_from_ws_error(prompt_id, kind, payload, task.ws_outputs), now)
         if task.ws_terminal or task.ws_success:
             self._schedule_history(task, now + self.cfg.success_grace)
         return []
@@ -345,7 +346,7 @@ class Tracker:
             return []
         if not self.cfg.empty_history_is_pending and kind != "executing_null":
             # seed: an error/interrupt frame settles the task on its own
-            return self._finalize(task, outcome_from_ws_error(task.prompt_id, kind, data, task.ws_outputs))
+            return self._finalize(task, outcome_from_ws_error(task.prompt_id, kind, data, task.ws_outputs), now)
         if kind == "executing_null":
             # history is written before this frame (protocol.md §8): fetch now
             return self._request_history(task.prompt_id, "ws")
@@ -370,14 +371,14 @@ class Tracker:
             if outcome is None and reason == "ws" and not self.cfg.empty_history_is_pending:
                 outcome = outcome_from_history(prompt_id, entry, "ws", False)
             if outcome is not None:
-                return self._found(task, outcome, reason)
+                return self._found(task, outcome, reason, now)
         if task.phase is Phase.FINAL_CHECK:
             task.final_stage = "queue"
             return self._request_queue("final_check")
         if reason == "ws" and not self.cfg.empty_history_is_pending and task.ws_terminal:
             # seed: an empty history after the finish frame is taken as done, with what the socket saw
             outcome = Outcome("success", prompt_id, dict(task.ws_outputs), None, "history empty", "ws")
-            return self._finalize(task, outcome)
+            return self._finalize(task, outcome, now)
         if again is not None:
             return self._request_history(prompt_id, again)
         if (task.ws_terminal or task.ws_success) and self.cfg.empty_history_is_pending:
@@ -388,7 +389,7 @@ class Tracker:
             self._schedule_history(task, now + delay)
         return actions
 
-    def _found(self, task: TaskState, outcome: Outcome, reason: str) -> list[Action]:
+    def _found(self, task: TaskState, outcome: Outcome, reason: str, now: float) -> list[Action]:
         actions: list[Action] = []
         if reason == "probe" and self.ws_connected and task.ws_terminal is None and not task.ws_success:
             log.warning("health.unresponsive", prompt_id=task.prompt_id, detail="finished without a frame")
@@ -398,7 +399,7 @@ class Tracker:
                 actions.append(ForceReconnect("health.unresponsive"))
         if reason != "ws":
             log.info(f"{reason}.found_completed", prompt_id=task.prompt_id, status=outcome.status)
-        return self._finalize(task, outcome) + actions
+        return self._finalize(task, outcome, now) + actions
 
     def on_queue(self, reply: Any, ok: bool, now: float) -> list[Action]:
         """An answer to FetchQueue (`ok` False when the request failed)."""
@@ -420,7 +421,7 @@ class Tracker:
                     detail = "deadline passed; still queued or running"
                 else:
                     detail = "deadline passed; not in /queue nor /history"
-                actions += self._give_up(task, detail)
+                actions += self._give_up(task, detail, now)
                 continue
             if not ok or task.prompt_id in ids:
                 continue
@@ -443,7 +444,7 @@ class Tracker:
                 continue
             if task.phase is Phase.FINAL_CHECK:
                 if task.final_deadline is not None and now >= task.final_deadline:
-                    actions += self._give_up(task, "deadline passed; final check got no answer")
+                    actions += self._give_up(task, "deadline passed; final check got no answer", now)
                 continue
             if now >= task.deadline:
                 actions += self._start_final_check(task, now)
@@ -511,7 +512,7 @@ class Tracker:
 
     def _start_final_check(self, task: TaskState, now: float) -> list[Action]:
         if not self.cfg.final_check:
-            return self._give_up(task, "deadline passed")
+            return self._give_up(task, "deadline passed", now)
         task.phase = Phase.FINAL_CHECK
         task.final_stage = "history"
         task.history_due = None
@@ -523,7 +524,7 @@ class Tracker:
             return []
         return self._request_history(task.prompt_id, "final_check")
 
-    def _give_up(self, task: TaskState, detail: str) -> list[Action]:
+    def _give_up(self, task: TaskState, detail: str, now: float) -> list[Action]:
         if task.ws_error is not None:
             kind, payload = task.ws_error
             outcome = outcome_from_ws_error(task.prompt_id, kind, payload, dict(task.ws_outputs))
@@ -535,16 +536,20 @@ class Tracker:
                               "from WebSocket frames; history unavailable", "final_check")
         else:
             outcome = Outcome("unknown", task.prompt_id, {}, None, detail, "deadline")
-        return self._finalize(task, outcome)
+        return self._finalize(task, outcome, now)
 
-    def _finalize(self, task: TaskState, outcome: Outcome) -> list[Action]:
+    def _finalize(self, task: TaskState, outcome: Outcome, now: float) -> list[Action]:
         if not task.finalize(outcome):
             return []
         self.stats.reported += 1
         self._history_again.pop(task.prompt_id, None)
         if self.running == task.prompt_id:
             self.running = None
-        return [Report(task.prompt_id, outcome)]
+        # forget it: later frames or answers about an unknown prompt are ignored anyway
+        if self.tasks.get(task.prompt_id) is task:
+            del self.tasks[task.prompt_id]
+        elapsed = max(0.0, now - task.created_at)
+        return [Report(task.prompt_id, outcome, elapsed)]
 
     def _schedule_history(self, task: TaskState, when: float) -> None:
         if task.history_due is None or when < task.history_due:

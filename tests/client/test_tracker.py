@@ -48,6 +48,7 @@ def only(actions, kind):
 
 def test_success_over_the_socket_reports_once_with_history_outputs():
     tr = start()
+    task = tr.tasks[P1]
     assert only(tr.on_message(m("execution_start", prompt_id=P1), 1.0), Progress)
     tr.on_message(m("executing", node="3", display_node="3", prompt_id=P1), 1.1)
     tr.on_message(m("executed", node="3", output=OUT["3"], prompt_id=P1), 1.2)
@@ -59,7 +60,7 @@ def test_success_over_the_socket_reports_once_with_history_outputs():
     # duplicates and late answers change nothing
     assert tr.on_message(m("executing", node=None, prompt_id=P1), 1.5) == []
     assert tr.on_history(P1, {P1: entry(outputs=OUT)}, True, 1.6) == []
-    assert tr.tasks[P1].phase is Phase.DONE
+    assert P1 not in tr.tasks and task.phase is Phase.DONE  # finished tasks are forgotten
 
 
 def test_lost_finish_frame_falls_back_after_success_grace():
