@@ -1,8 +1,8 @@
 """pytest fixtures: a Toxiproxy for the whole session, and a toxiproxy-python client for it.
 
-Register with ``pytest_plugins = ["harness.toxiproxy.fixtures"]``. The backend is
-resolved like everywhere else (``TOXIPROXY_URL`` → ``toxiproxy-server`` on PATH →
-bundled). A bundled server runs on its own event-loop thread, so it keeps serving
+Registered by the ``comfy_chaos`` pytest plugin (or ``pytest_plugins`` in a top-level
+conftest). The backend is resolved like everywhere else (``TOXIPROXY_URL`` →
+``toxiproxy-server`` on PATH → bundled). A bundled server runs on its own event-loop thread, so it keeps serving
 while tests block (toxiproxy-python is synchronous) or run on their own loops.
 """
 from __future__ import annotations

@@ -13,7 +13,14 @@ import toxiproxy_helpers
 from harness.toxiproxy.network import ProxyNetwork
 from toxiproxy_helpers import Api
 
-pytest_plugins = ["harness.toxiproxy.fixtures"]
+FIXTURES = "harness.toxiproxy.fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest_plugins is refused outside the top-level conftest; the comfy_chaos plugin
+    # normally registers these fixtures already.
+    if not config.pluginmanager.has_plugin(FIXTURES):
+        config.pluginmanager.import_plugin(FIXTURES)
 
 
 @pytest.fixture(autouse=True, scope="session")
