@@ -107,7 +107,13 @@ class _ChaosState:
         """Run a coroutine on this process's scenario loop (kept for the backend's lifetime)."""
         if self.loop is None:
             self.loop = asyncio.new_event_loop()
-        return self.loop.run_until_complete(coro)
+        task = self.loop.create_task(coro)
+        try:
+            return self.loop.run_until_complete(task)
+        except BaseException:  # Ctrl-C: let the run tear down before pytest stops
+            task.cancel()
+            self.loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+            raise
 
     async def get_harness(self) -> Any:
         if self.harness is None:

@@ -166,6 +166,7 @@ class _Run:
         self.ctl: Any = None
         self.proxy_name = f"chaos-{uuid.uuid4().hex[:12]}"
         self.proxy_created = False
+        self.proxy_ready = asyncio.Event()  # the engine may fire a toxic (at: 0) before the proxy exists
         self.t0 = 0.0
         self.cancelled = False
 
@@ -213,6 +214,7 @@ class _Run:
         async with asyncio.timeout(STEP_TIMEOUT_S):
             proxy = await self.ctl.create_proxy(self.proxy_name, upstream=upstream)
         self.proxy_created = True
+        self.proxy_ready.set()
         return f"http://127.0.0.1:{proxy.listen_port}"
 
     async def _drive(self, base_url: str) -> None:
@@ -418,6 +420,7 @@ class _Run:
     async def _apply_toxic(self, index: int | None, spec: Any) -> None:
         toxic = spec.toxic
         name = toxic_name(index if index is not None else -1, spec)
+        await self.proxy_ready.wait()  # bounded by the engine's external timeout
         async with self.toxic_lock:
             if self.judged or self.record.healed_at is not None or name in self.active_toxics:
                 return
