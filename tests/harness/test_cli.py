@@ -114,3 +114,40 @@ def test_default_suite_runs_with_the_reference_client(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads((tmp_path / "comfy-chaos-report" / "results.json").read_text())["results"]
     assert len(results) >= 4 and {r["client"] for r in results} == {"reference"}
+
+
+def _pids_with(marker: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_ctrl_c_stops_the_run_and_kills_the_client_process(work: Path) -> None:
+    import shutil
+    import signal
+    import time
+
+    hang = work / "hang_adapter_marker.py"
+    shutil.copy(Path(__file__).parent / "adapter_scripts" / "scripted.py", hang)
+    (work / "s" / "long.yaml").write_text(OK.replace("deadline: 60", "deadline: 600").replace("grace: 5", "grace: 500"))
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "s/long.yaml", "--client",
+                             f"cmd:{sys.executable} {hang} hang"], cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not set(_pids_with(str(hang))) - {proc.pid}:  # polling a condition, bounded
+            assert time.monotonic() < deadline, "the adapter process never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, out + err
+    assert "interrupted" in err
+    assert _pids_with(str(hang)) == []
