@@ -179,7 +179,8 @@ class ToxiproxyServer:
         )
 
     async def proxy_index(self, request: web.Request, body: bytes) -> web.Response:
-        return json_response({name: proxy.to_json() for name, proxy in self.proxies.items()})
+        # Go marshals a map with its keys sorted
+        return json_response({name: self.proxies[name].to_json() for name in sorted(self.proxies)})
 
     async def proxy_create(self, request: web.Request, body: bytes) -> web.Response:
         data = parse_proxy(body)

@@ -53,8 +53,11 @@ async def test_create_proxy_rewrites_port_zero_and_uses_compact_json(api: Api) -
     assert proxy["enabled"] is True and proxy["toxics"] == [] and proxy["upstream"] == "127.0.0.1:9"
     shown = await api.call("GET", f"/proxies/{name}")
     assert shown.json()["listen"] == proxy["listen"]
+    second = (await api.create("127.0.0.1:9", name="a" + name))["name"]
     index = await api.call("GET", "/proxies")
     assert index.json()[name]["listen"] == proxy["listen"]
+    names = list(index.json())
+    assert names == sorted(names) and second in names  # a Go map: keys sorted
 
 
 async def test_proxy_errors(api: Api) -> None:
