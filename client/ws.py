@@ -123,14 +123,23 @@ class WsDriver:
     async def _read_until_kicked(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Read until the socket ends, a reconnect is forced or the driver stops.
 
-        A forced reconnect cancels the pending receive instead of closing from another
-        task, so the caller's close waits for the real close handshake.
+        On a forced reconnect or stop the socket is closed *while the read is pending*:
+        aiohttp then sends the close frame and waits for the server's reply, ending the
+        read cleanly. (Cancelling the read instead would make aiohttp skip the close
+        handshake and only drop the transport, which the server may notice late.)
         """
         read = asyncio.ensure_future(self._read(ws))
         kick = asyncio.ensure_future(self._kick.wait())
         stop = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({read, kick, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not read.done():
+                await self._close(ws)
+                try:
+                    async with asyncio.timeout(self._cfg.close_timeout + 0.5):
+                        await asyncio.shield(read)
+                except TimeoutError:
+                    pass
         finally:
             for task in (read, kick, stop):
                 task.cancel()

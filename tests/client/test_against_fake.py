@@ -240,3 +240,39 @@ async def test_restart_losing_the_queue_reports_unknown_never_a_phantom(make_fak
         assert "not in /queue nor /history" in outcome.detail
     check_against_ledger(server, [o for o in outcomes if o not in lost])
     assert stats.final_checks >= len(lost)
+
+
+async def test_same_id_socket_that_steals_then_orphans_us_is_survived(make_fake):
+    """protocol.md §3.4: a second socket with our clientId takes our messages; when it closes
+    after we re-registered, the server forgets the id and our open socket is orphaned.
+    The probe must notice both."""
+    import aiohttp
+
+    server = await make_fake(time_scale=0.2)
+    opens: list[str] = []
+    reconnected = asyncio.Event()
+
+    def on_event(event) -> None:
+        if event.kind == "ws_connected" and event.client_id == "orphan-test":
+            opens.append(event.client_id)
+            if len(opens) == 3:  # ours, the intruder's, ours again
+                reconnected.set()
+
+    server.events.subscribe(on_event)
+    async with ComfyClient(server.base_url, CFG, client_id="orphan-test") as comfy, aiohttp.ClientSession() as session:
+        intruder = await session.ws_connect(f"{server.base_url}/ws?clientId={comfy.client_id}")
+        try:
+            first = await asyncio.gather(*(comfy.submit(tag_workflow(basic(i), f"t{i}")) for i in range(2)))
+            outcomes = [await h.result() for h in first]
+            async with asyncio.timeout(10):
+                await reconnected.wait()
+        finally:
+            await intruder.close()  # the server now drops the id: our new socket is orphaned
+        second = await asyncio.gather(*(comfy.submit(tag_workflow(basic(i), f"t{i}")) for i in range(2, 4)))
+        outcomes += [await h.result() for h in second]
+        stats = comfy.stats
+    check_against_ledger(server, outcomes)
+    conns = [c.event for c in server.ledger.connections if c.sid == comfy.client_id]
+    assert "replaced" in conns and "orphaned" in conns, conns
+    assert stats.unresponsive >= 2 and stats.forced_reconnects >= 2
+    assert [o.source for o in outcomes].count("probe") >= 2
