@@ -269,7 +269,7 @@ class Link:
         stage = Stage(toxic, Channel(), self.out, self.rng, self._release)
         if self.stages:
             last = self.stages[-1]
-            if not await last.interrupt():
+            if not await last.interrupt() or self.done:
                 return
             last.stub.output = stage.stub.input
             self.stages.append(stage)
@@ -284,7 +284,7 @@ class Link:
         if index is None or self.done:
             return
         stage = self.stages[index]
-        if await stage.interrupt():
+        if await stage.interrupt() and not self.done:
             stage.start()
 
     async def remove_toxic(self, toxic: ToxicDef) -> None:
@@ -292,7 +292,7 @@ class Link:
         if index is None:
             return
         stage = self.stages[index]
-        if not await stage.interrupt():
+        if not await stage.interrupt() or self.done:
             return
         if toxic.type == "timeout":
             stage.stub.close()
@@ -306,7 +306,7 @@ class Link:
         else:
             self.head = stage.stub.output
         self.stages.remove(stage)
-        if prev_running:
+        if prev_running and not self.done:
             prev.start()
 
     def cancel(self) -> None:
