@@ -51,26 +51,22 @@ class Conn:
         self.frames_sent = 0
         self.frames_received = 0
         self.first_message = True
-        self.silent = False
 
     def set_silent(self, silent: bool) -> None:
-        """While silent, sends are swallowed: the socket stays open but nothing reaches the client."""
-        self.silent = silent
+        """The `silent` fault: stop answering client PINGs (the fault layer drops the frames)."""
+        self.ws._autoping = not silent  # noqa: SLF001 - aiohttp has no public switch after prepare()
 
     async def send_text(self, text: str) -> None:
-        if not self.silent:
-            await self.ws.send_str(text)
-            self.frames_sent += 1
+        await self.ws.send_str(text)
+        self.frames_sent += 1
 
     async def send_bytes(self, data: bytes) -> None:
-        if not self.silent:
-            await self.ws.send_bytes(data)
-            self.frames_sent += 1
+        await self.ws.send_bytes(data)
+        self.frames_sent += 1
 
     async def send_raw_text_frame(self, payload: bytes) -> None:
-        if not self.silent:
-            await self.ws.send_frame(payload, WSMsgType.TEXT)
-            self.frames_sent += 1
+        await self.ws.send_frame(payload, WSMsgType.TEXT)
+        self.frames_sent += 1
 
     async def close(self, code: int = 1000) -> None:
         await self.ws.close(code=code)

@@ -271,3 +271,25 @@ async def test_fault_hook_points(http: aiohttp.ClientSession) -> None:
     kinds = {e.kind for e in faults.events}
     assert {"prompt_accepted", "prompt_started", "node_started", "message", "prompt_completed",
             "ws_connected", "ws_disconnected", "http_request"} <= kinds  # fmt: skip
+
+
+async def test_set_silent_stops_pong_replies(server: FakeComfy, http: aiohttp.ClientSession) -> None:
+    ws = await http.ws_connect(server.base_url + "/ws?clientId=quiet", autoping=False)
+    try:
+        await receive_json_until(ws, lambda m: m["type"] == "status")
+        conn = next(c for c in server.conns.values() if c.sid == "quiet")
+        await ws.ping(b"one")
+        async with asyncio.timeout(5):
+            pong = await ws.receive()
+        assert pong.type == aiohttp.WSMsgType.PONG and pong.data == b"one"
+        conn.set_silent(True)
+        handled = conn.frames_received
+        await ws.ping(b"two")
+        await wait_for(server, lambda: conn.frames_received > handled, "the server read the ping")
+        conn.set_silent(False)
+        await ws.ping(b"three")
+        async with asyncio.timeout(5):
+            pong = await ws.receive()
+        assert pong.data == b"three"  # no pong was sent for "two"
+    finally:
+        await ws.close()
