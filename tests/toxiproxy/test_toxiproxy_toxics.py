@@ -355,14 +355,17 @@ async def test_client_reset_propagates_as_close(api: Api) -> None:
 async def test_removing_reset_peer_waits_for_its_countdown(api: Api) -> None:
     async with Upstream() as upstream:
         proxy = await api.create(upstream.address)
-        await api.toxic(proxy["name"], name="rst", type="reset_peer", stream="upstream", attributes={"timeout": 500})
+        await api.toxic(proxy["name"], name="rst", type="reset_peer", attributes={"timeout": 500})
         reader, writer = await connect(port_of(proxy))
         writer.write(b"trigger")
         await writer.drain()
+        # The echo is written as the server receives it; it reaches the reset_peer stage
+        # before the DELETE below has been parsed.
+        await (await upstream.wait_conn(0)).wait_received(b"trigger")
         start = time.monotonic()
         deleted = await api.call("DELETE", f"/proxies/{proxy['name']}/toxics/rst")
         assert deleted.status == 204
-        _, end = await read_until_end(reader)
-        assert end == "reset"  # the countdown still ends in a reset
+        data, end = await read_until_end(reader)
+        assert data == b"" and end == "reset"  # the countdown still ends in a reset
         assert time.monotonic() - start >= 0.3  # the DELETE waited for (most of) the 500 ms countdown
         writer.close()
