@@ -39,6 +39,11 @@ class EventBus:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens (lets hot paths skip building events)."""
+        return bool(self._subscribers)
+
     def emit(self, event: ServerEvent) -> None:
         for callback in list(self._subscribers):
             callback(event)

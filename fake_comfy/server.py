@@ -251,18 +251,19 @@ class FakeComfy:
         index = None
         if frame.prompt_id is not None:
             index = self.ledger.record_message(frame.prompt_id, now, frame.sid, frame.message_type, False)
-        self.events.emit(
-            ServerEvent(
-                "message",
-                now,
-                prompt_id=frame.prompt_id,
-                task_id=frame.task_id,
-                client_id=frame.sid,
-                node=frame.node,
-                message_type=frame.message_type,
-                detail={"conn_id": conn.conn_id if conn else None, "message_index": index},
+        if self.events.active:
+            self.events.emit(
+                ServerEvent(
+                    "message",
+                    now,
+                    prompt_id=frame.prompt_id,
+                    task_id=frame.task_id,
+                    client_id=frame.sid,
+                    node=frame.node,
+                    message_type=frame.message_type,
+                    detail={"conn_id": conn.conn_id if conn else None, "message_index": index},
+                )
             )
-        )
         if conn is None:
             return
         before = conn.frames_sent
