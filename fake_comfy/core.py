@@ -304,7 +304,7 @@ class ComfyCore:
                 self.flags[sid] = flags if isinstance(flags, dict) else {}
                 return self._frames("feature_flags", self.server_features(), sid), False
             return [], False
-        except (ValueError, AttributeError, TypeError):
+        except Exception:  # noqa: BLE001 - as ComfyUI: anything unparsable is ignored and keeps the slot
             return [], first_message
 
     def server_features(self) -> dict[str, Any]:

@@ -215,6 +215,8 @@ class FakeComfy:
             self._sending = True
             try:
                 await self.send_frame(frame)
+            except Exception:  # a failing fault hook must not stop delivery to everyone else
+                log.exception("fake_comfy.publish.failed", sid=frame.sid, message_type=frame.message_type)
             finally:
                 self._sending = False
                 self._signal()

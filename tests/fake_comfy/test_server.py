@@ -97,12 +97,19 @@ async def test_bad_input_gets_clear_errors_and_server_keeps_serving(server: Fake
         assert resp.status == 403
     async with http.get(url + "/view", params={"filename": "a.png", "type": "nope"}) as resp:
         assert resp.status == 400
+    cycle = {"1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+             "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+             "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}  # fmt: skip
+    async with http.post(url + "/prompt", json={"prompt": cycle}) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["type"] == "prompt_outputs_failed_validation"
     async with http.get(url + "/ws") as resp:  # plain GET, no upgrade
         assert resp.status == 400
     ws = await http.ws_connect(url + "/ws?clientId=garbage")
     try:
         await receive_json_until(ws, lambda m: m["type"] == "status")
         await ws.send_str("\x00\xff not json")
+        await ws.send_str("[" * 100_000)  # nesting deeper than json.loads can take
         await ws.send_bytes(b"\x00\x01")
         body = await post_prompt(http, server, W_BASIC, client_id="garbage")
         await receive_json_until(ws, finished(body["prompt_id"]))
