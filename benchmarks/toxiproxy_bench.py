@@ -157,6 +157,17 @@ async def bench_backend(label: str, backend: Backend, quick: bool) -> None:
                 print(f"small messages (200 B, {count} sequential round trips): direct {count / direct_rtt:.0f}/s, "
                       f"proxied {count / proxied_rtt:.0f}/s, proxied/direct {direct_rtt / proxied_rtt:.2f}; "
                       f"added per round trip {1e6 * (proxied_rtt - direct_rtt) / count:.0f} us")
+                clients, each = 20, (100 if quick else 500)
+
+                async def parallel(port: int) -> float:
+                    start = time.perf_counter()
+                    await asyncio.gather(*(_rtts(port, each, 200) for _ in range(clients)))
+                    return time.perf_counter() - start
+
+                direct_par, proxied_par = await parallel(echo_port), await parallel(echo_proxy)
+                total = clients * each
+                print(f"small messages, {clients} connections in parallel: direct {total / direct_par:.0f}/s, "
+                      f"proxied {total / proxied_par:.0f}/s, proxied/direct {direct_par / proxied_par:.2f}")
         finally:
             for name in names:
                 await ctl.delete_proxy(name)
