@@ -1,6 +1,7 @@
 """Ground truth of what the fake server did (docs/architecture.md Contract 2) and task tagging (Contract 1)."""
 from __future__ import annotations
 
+import base64
 import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -91,7 +92,7 @@ class HttpRecord:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
-        return {"b64": __import__("base64").b64encode(value).decode()}
+        return {"b64": base64.b64encode(value).decode()}
     return value
 
 

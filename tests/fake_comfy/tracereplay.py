@@ -225,7 +225,7 @@ class Replayer:
     def _map(self, value: Any) -> Any:
         """Recorded prompt ids and file names → the fake's, in request paths and bodies."""
         if isinstance(value, str):
-            for recorded, actual in list(self.id_map.items()) + list(zip(self.expected_files, self.actual_files)):
+            for recorded, actual in list(self.id_map.items()) + list(zip(self.expected_files, self.actual_files, strict=False)):
                 if recorded in value:
                     value = value.replace(recorded, actual)
             return value
