@@ -14,7 +14,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE = 0, 1, 2, 3
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="comfy-chaos", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["serve", "toxiproxy", "run", "replay", "report", "bench"])
+    parser.add_argument("command", choices=["serve", "toxiproxy", "run", "replay", "report", "bench", "shrink"])
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
         from fake_comfy.cli import main as serve_main
@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
         from harness.toxiproxy.cli import main as toxiproxy_main
 
         return toxiproxy_main(rest)
+    if args.command == "shrink":
+        from harness.shrink import main as shrink_main
+
+        return shrink_main(rest)
+    if args.command == "bench":
+        from harness.bench import main as bench_main
+
+        return bench_main(rest)
     from harness.run_cli import main as run_main
 
     return run_main(args.command, rest)

@@ -85,6 +85,7 @@ def _summary(results: list[ScenarioResult]) -> str:
 
 def _matrix(results: list[ScenarioResult]) -> str:
     scenarios, clients, cells = build_matrix(results)
+    anchors = {id(r): _slug(i, r) for i, r in enumerate(results)}
     head = "<th>scenario</th>" + "".join(f"<th>{escape(c)}</th>" for c in clients)
     rows = []
     for s in scenarios:
@@ -94,7 +95,11 @@ def _matrix(results: list[ScenarioResult]) -> str:
             if cell is None:
                 tds.append('<td class="missing">–</td>')
             else:
-                tds.append(f'<td class="cell {cell.grade}" data-grade="{cell.grade}">{escape(cell.label())}</td>')
+                worst = next(r for r in cell.results if r.verdict == cell.grade)
+                tds.append(
+                    f'<td class="cell {cell.grade}" data-grade="{cell.grade}">'
+                    f'<a href="#{anchors[id(worst)]}">{escape(cell.label())}</a></td>'
+                )
         rows.append(f"<tr><td>{escape(s)}</td>{''.join(tds)}</tr>")
     return f'<table class="matrix" id="matrix"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
@@ -339,8 +344,10 @@ def _section(index: int, r: ScenarioResult) -> str:
     return "".join(parts)
 
 
-def render_html(results: ResultsFile | Iterable[ScenarioResult], *, title: str = "comfy-chaos report") -> str:
-    """The whole report page as a string."""
+def render_html(
+    results: ResultsFile | Iterable[ScenarioResult], *, title: str = "comfy-chaos report", sections: Iterable[str] = ()
+) -> str:
+    """The whole report page as a string; `sections` (HTML) go after the matrix (bench totals)."""
     run: dict[str, Any] = {}
     if isinstance(results, ResultsFile):
         run = results.run
@@ -358,6 +365,7 @@ def render_html(results: ResultsFile | Iterable[ScenarioResult], *, title: str =
         _summary(results),
         "<h2>Scenarios × clients</h2>",
         _matrix(results),
+        *sections,
         *(_section(i, r) for i, r in enumerate(results)),
     ]
     return (
