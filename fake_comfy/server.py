@@ -186,9 +186,17 @@ class FakeComfy:
         log.info("fake_comfy.stopped", url=self.base_url)
 
     async def restart(self, keep_history: bool = False) -> None:
-        """Simulated process restart: sockets dropped, queue and running prompt lost, counter reset."""
+        """Simulated process restart: sockets dropped, queue and running prompt lost, counter reset.
+
+        Every TCP connection is aborted, WebSockets and keep-alive HTTP alike, as a dying
+        process would; the listening socket stays (the new "process" is up at once).
+        """
         await self._stop_tasks()
         self._abort_all()
+        if self._runner is not None and self._runner.server is not None:
+            for handler in self._runner.server.connections:
+                if handler.transport is not None:
+                    handler.transport.abort()
         self.core.reset(keep_history=keep_history)
         shutil.rmtree(os.path.join(self.root, "temp"), ignore_errors=True)
         os.makedirs(os.path.join(self.root, "temp"), exist_ok=True)

@@ -201,6 +201,15 @@ async def test_restart_drops_sockets_and_queue(http: aiohttp.ClientSession) -> N
         again = await post_prompt(http, server, W_BASIC)
         assert again["number"] == 0  # counter reset
         await ws.close()
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"GET /prompt HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            await server.restart()
+            assert await reader.read() == b""  # the idle keep-alive connection was dropped too
+        writer.close()
     finally:
         await server.stop()
     assert not os.path.exists(server.root)
