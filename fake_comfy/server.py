@@ -407,11 +407,13 @@ class FakeComfy:
 
     # ------------------------------------------------------------------ websocket
     async def _ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        if not ws.can_prepare(request).ok:
+            await ws.prepare(request)  # raises aiohttp's 400 "No WebSocket UPGRADE hdr", as ComfyUI answers
         sid = request.query.get("clientId", "") or self.core.new_sid()
         self._next_conn_id += 1
         conn_id = self._next_conn_id
         reconnect_index = self._connects_per_sid.get(sid, 0)
-        ws = web.WebSocketResponse()
         conn = Conn(conn_id, sid, reconnect_index, ws)
         now = time.monotonic()
         if self.faults is not None and not self.faults.on_ws_connect(conn):
