@@ -72,11 +72,16 @@ async def minimize(specs: Sequence[FaultSpec], fails: Predicate, progress: Progr
                 break
             granularity = min(granularity * 2, len(current))
     for index in range(len(current)):
-        for simpler in _simplifications(current[index]):
-            candidate = [*current[:index], simpler, *current[index + 1:]]
-            if await fails(candidate):
-                current = candidate
-                progress(f"simplified fault {index}: {describe_spec(simpler)}")
+        improved = True
+        while improved:  # after each success, try the simpler variants of the simplified fault
+            improved = False
+            for simpler in _simplifications(current[index]):
+                candidate = [*current[:index], simpler, *current[index + 1:]]
+                if await fails(candidate):
+                    current = candidate
+                    improved = True
+                    progress(f"simplified fault {index}: {describe_spec(simpler)}")
+                    break
     return current
 
 
@@ -99,10 +104,12 @@ def _simplifications(spec: FaultSpec) -> list[FaultSpec]:
         variants.append({**raw, "params": {}})
     if spec.effective_count not in (None, 1) and "count" in raw:
         variants.append({**raw, "count": 1})
+    halved = []
     duration = spec.duration
     while duration is not None and duration / 2 >= MIN_DURATION:
         duration = round(duration / 2, 3)
-        variants.append({**raw, "duration": duration})
+        halved.append({**raw, "duration": duration})
+    variants.extend(reversed(halved))  # shortest first
     out = []
     for variant in variants:
         try:
