@@ -159,6 +159,7 @@ class _Run:
         self.adapter_tasks: list[asyncio.Task[None]] = []
         self.background: set[asyncio.Task[Any]] = set()
         self.active_toxics: dict[str, dict[str, Any]] = {}
+        self.toxic_windows: list[float] = []  # planned end of every toxic handed to us
         self.toxic_lock = asyncio.Lock()
         self.feeding_done = False
         self.server: Any = None
@@ -278,7 +279,7 @@ class _Run:
         if self.adapter_tasks:
             margin = 0.0 if self.cancelled else self.done_margin
             _, pending = await asyncio.wait(self.adapter_tasks, timeout=margin)
-            for task, session in zip(self.adapter_tasks, self.sessions):
+            for task, session in zip(self.adapter_tasks, self.sessions, strict=True):
                 if task in pending:
                     session.info.hung = True
                     task.cancel()
@@ -395,7 +396,7 @@ class _Run:
         """Relative time when the last fired fault window ends (0 if none is open)."""
         if self.engine is None:
             return 0.0
-        until = 0.0
+        until = max(self.toxic_windows, default=self.t0) - self.t0
         for applied in self.engine.applied():
             spec = self.specs[applied.spec_index]
             if applied.t_end is None and spec.duration is not None:
@@ -409,7 +410,11 @@ class _Run:
         return None
 
     async def _external_toxic(self, spec: Any) -> None:
-        """`engine.external`: put a toxic in place (the engine fires it, by time or event)."""
+        """`engine.external`: put a toxic in place (the engine fires it, by time or event).
+
+        Its window counts from now, before the Toxiproxy call: the engine records the
+        fault only when this returns, and the heal must not slip in between."""
+        self.toxic_windows.append(self.clock() + (spec.duration or 0.0) * self.time_scale)
         await self._apply_toxic(self._spec_index(spec), spec)
 
     async def _external_heal(self, spec: Any) -> None:
@@ -438,10 +443,13 @@ class _Run:
 
     async def _remove_toxic(self, name: str) -> None:
         async with self.toxic_lock:
-            if self.active_toxics.pop(name, None) is None:
-                return
-            async with asyncio.timeout(STEP_TIMEOUT_S):
-                await self.ctl.remove_toxic(self.proxy_name, name)
+            await self._remove_toxic_locked(name)
+
+    async def _remove_toxic_locked(self, name: str) -> None:
+        if self.active_toxics.pop(name, None) is None:
+            return
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            await self.ctl.remove_toxic(self.proxy_name, name)
         self.log.info("fault.removed", kind="toxic", name=name)
         self.changed.set()
 
@@ -453,11 +461,12 @@ class _Run:
             if inspect.isawaitable(healed):
                 async with asyncio.timeout(STEP_TIMEOUT_S):
                     await healed
-        for name in list(self.active_toxics):
-            await self._remove_toxic(name)
-        async with asyncio.timeout(STEP_TIMEOUT_S):
-            await self.ctl.set_enabled(self.proxy_name, True)
-        self.record.healed_at = self.clock()
+        async with self.toxic_lock:  # waits for a toxic being added; none is added after this
+            for name in list(self.active_toxics):
+                await self._remove_toxic_locked(name)
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self.ctl.set_enabled(self.proxy_name, True)
+            self.record.healed_at = self.clock()
         return self.record.healed_at
 
     # --- the record ------------------------------------------------------------------------

@@ -1,56 +1,17 @@
-"""The runner's view of a fault schedule: which toxics it drives on the clock, when the
-schedule's time-triggered part is over, and the log of what Toxiproxy applied.
+"""The runner's timing rules for a fault schedule: when its time-triggered part is over and
+when to heal. Pure code (fed `now`), testable without a network.
 
-Pure code (fed `now`), so the timing rules are testable without a network.
+Every fault fires in the fault engine (time and event triggers alike); toxics reach
+Toxiproxy through the runner's `engine.external` / `engine.external_heal` callbacks.
 """
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
-class TimedToxic:
-    """A `kind: toxic` spec with `when.at`: applied at `at`, removed at `until` (None = at heal)."""
-
-    spec_index: int
-    at: float
-    until: float | None
-    name: str
-    type: str
-    stream: str
-    attributes: dict[str, Any]
-    toxicity: float
-
-
 def toxic_name(spec_index: int, spec: Any) -> str:
+    """The Toxiproxy name of a schedule entry's toxic: its own `name`, else derived from the index."""
     return spec.toxic.name or f"f{spec_index}-{spec.toxic.type}-{spec.toxic.stream}"
-
-
-def timed_toxics(specs: list[Any], time_scale: float, seed: int) -> list[TimedToxic]:
-    """The time-triggered toxics that fire, in schedule order; `probability` drawn per spec
-    from `Random(f"toxic:{seed}:{index}")` so one spec's draw never shifts another's."""
-    timeline = []
-    for index, spec in enumerate(specs):
-        if spec.kind != "toxic" or spec.when.at is None:
-            continue
-        if spec.probability < 1.0 and random.Random(f"toxic:{seed}:{index}").random() >= spec.probability:
-            continue
-        at = spec.when.at * time_scale
-        timeline.append(
-            TimedToxic(
-                spec_index=index,
-                at=at,
-                until=None if spec.duration is None else at + spec.duration * time_scale,
-                name=toxic_name(index, spec),
-                type=spec.toxic.type,
-                stream=spec.toxic.stream,
-                attributes=dict(spec.toxic.attributes),
-                toxicity=spec.toxic.toxicity,
-            )
-        )
-    return timeline
 
 
 def time_triggered_end(specs: list[Any], time_scale: float) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ async def test_worked_example_in_docs_is_a_working_adapter(harness: Harness, tmp
     script = tmp_path / "my_adapter.py"
     script.write_text(code)
     async with asyncio.timeout(120):
-        record = await harness.run(scenario(CLEAN), f"cmd:python {script}")
+        record = await harness.run(scenario(CLEAN), f"cmd:{sys.executable} {script}")
     result = score(record)
     assert result.verdict == "pass", (result.reasons, record.adapter["stderr_tail"])
 
@@ -198,3 +199,25 @@ faults:
   - {kind: silent, when: {on: task_start, task: t1}, duration: 50}
 """).faults
     assert time_triggered_end(list(faults), 0.1) == pytest.approx(0.5)
+
+
+async def test_heal_does_not_cut_a_toxic_window_that_fired_while_the_server_finished(harness: Harness) -> None:
+    # The toxic fires on the last node of the last task: the server goes idle while the
+    # toxic is still being put in place. The heal must wait for its window (8 s × 0.1).
+    text = """
+name: blackhole-last
+seed: 31
+workload: {tasks: 4, workflow: basic}
+faults:
+  - kind: toxic
+    when: {on: node_start, task: t3, node_index: 3}
+    duration: 8
+    toxic: {type: timeout, stream: downstream, attributes: {timeout: 0}}
+deadline: 150
+grace: 90
+"""
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(text), "reference")
+    toxic = next(f for f in record.fault_log if f["kind"] == "toxic")
+    assert record.healed_at is None or record.healed_at >= toxic["t"] + 8 * 0.1
+    assert score(record).verdict == "pass"
