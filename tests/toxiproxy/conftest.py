@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -38,7 +39,7 @@ async def api(toxiproxy_backend: Backend) -> AsyncIterator[Api]:
             yield client
         finally:
             for name in client.created:
-                await client.call("DELETE", f"/proxies/{name}")
+                await client.call("DELETE", f"/proxies/{quote(name, safe='')}")
 
 
 @pytest.fixture
