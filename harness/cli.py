@@ -2,39 +2,53 @@
 
 Exit codes (shared by every subcommand): 0 pass, 1 fail, 2 inconclusive,
 3 usage or configuration error.
+
+Everything after the subcommand name is handed to the subcommand untouched, so each
+subcommand owns its flags and its `--help` (and `comfy-chaos toxiproxy -host ...`
+keeps Toxiproxy's Go-style single-dash flags).
 """
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
 
 EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE = 0, 1, 2, 3
 
+#: subcommand → (module with `main`, one-line help). `run_cli.main` also takes the name.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("harness.run_cli", "run scenarios × clients, print a summary, write the report"),
+    "replay": ("harness.run_cli", "run one scenario with a given seed"),
+    "report": ("harness.run_cli", "re-render the HTML report from a results JSON"),
+    "bench": ("harness.bench", "scenarios × clients × seeds: the comparison matrix"),
+    "shrink": ("harness.shrink", "reduce a failing scenario's faults to a minimal regression"),
+    "serve": ("fake_comfy.cli", "run the fake ComfyUI server standalone"),
+    "toxiproxy": ("harness.toxiproxy.cli", "run the bundled Toxiproxy-compatible server"),
+}
+
+_RUN_CLI_COMMANDS = {"run", "replay", "report"}
+
+
+def _usage() -> str:
+    lines = ["usage: comfy-chaos COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`comfy-chaos COMMAND --help` shows a command's options.",
+              "Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage/config error."]
+    return "\n".join(lines)
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="comfy-chaos", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["serve", "toxiproxy", "run", "replay", "report", "bench", "shrink"])
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "serve":
-        from fake_comfy.cli import main as serve_main
-
-        return serve_main(rest)
-    if args.command == "toxiproxy":
-        from harness.toxiproxy.cli import main as toxiproxy_main
-
-        return toxiproxy_main(rest)
-    if args.command == "shrink":
-        from harness.shrink import main as shrink_main
-
-        return shrink_main(rest)
-    if args.command == "bench":
-        from harness.bench import main as bench_main
-
-        return bench_main(rest)
-    from harness.run_cli import main as run_main
-
-    return run_main(args.command, rest)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return EXIT_PASS if argv else EXIT_USAGE
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"comfy-chaos: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return EXIT_USAGE
+    module = importlib.import_module(COMMANDS[command][0])
+    if command in _RUN_CLI_COMMANDS:
+        return module.main(command, rest)
+    return module.main(rest)
 
 
 if __name__ == "__main__":
