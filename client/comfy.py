@@ -108,11 +108,14 @@ class ComfyClient:
         if self._started:
             return
         self._started = True
+        # the WebSocket holds a pooled connection too: leave room for it beside the HTTP slots
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.config.http_concurrency),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.http_timeout),
+            connector=aiohttp.TCPConnector(limit=self.config.http_concurrency + 2),
+            timeout=aiohttp.ClientTimeout(total=None),
         )
-        self._http = ComfyHttp(self._session, self.base_url, self.stats, self.config.http_timeout)
+        self._http = ComfyHttp(
+            self._session, self.base_url, self.stats, self.config.request_timeout, self.config.http_concurrency
+        )
         ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         self._ws = WsDriver(
             self._session,
@@ -127,7 +130,7 @@ class ComfyClient:
         self._spawn(self._ws.run(), "ws")
         self._spawn(self._timer_loop(), "timers")
         try:
-            async with asyncio.timeout(self.config.connect_timeout):
+            async with asyncio.timeout(self.config.ws_connect_timeout):
                 await self._ws.connected.wait()
         except TimeoutError:
             log.warning("ws.initial_connect.timeout", detail="continuing; HTTP polling covers pending tasks")
@@ -368,4 +371,5 @@ class ComfyClient:
 
     def _result_bound(self, deadline: float | None) -> float:
         cfg = self.config
-        return (cfg.task_deadline if deadline is None else deadline) + 2 * cfg.http_timeout + cfg.success_grace + 2 * _MAX_IDLE + 1.0
+        limit = cfg.task_deadline if deadline is None else deadline
+        return limit + 2 * cfg.request_timeout + cfg.success_grace + 2 * _MAX_IDLE + 1.0

@@ -37,12 +37,14 @@ class ClientConfig:
     ws_heartbeat: float | None = _duration(10.0)
     probe_quiet: float = _duration(5.0)
     probe_interval: float = _duration(5.0)
+    echo_timeout: float | None = _duration(2.5)
     silence_timeout: float = _duration(30.0)
     silence_check_interval: float = _duration(10.0)
 
     # HTTP polling fallback (only while the WebSocket is down)
     poll_interval: float = _duration(3.0)
     poll_via_queue: bool = True
+    poll_backoff: bool = True  # a task absent from /queue and /history is re-checked less and less often
 
     # Completion
     reconcile_on_reconnect: bool = True
@@ -66,6 +68,9 @@ class ClientConfig:
     http_concurrency: int = 8
     max_msg_size: int = 64 * 1024 * 1024
     max_repair_chars: int = 1024 * 1024
+    # Not scaled: network and CPU costs do not shrink with the harness's time scale, so the
+    # HTTP/connect timeouts and the ping interval never go below this (seconds).
+    timeout_floor: float = 1.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -82,6 +87,21 @@ class ClientConfig:
         for name in ("max_reconnect_attempts", "submit_attempts", "submit_lookups", "http_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ClientConfig.{name}: expected >= 1, got {getattr(self, name)!r}")
+
+    @property
+    def request_timeout(self) -> float:
+        """`http_timeout`, never below `timeout_floor`."""
+        return max(self.http_timeout, self.timeout_floor)
+
+    @property
+    def ws_connect_timeout(self) -> float:
+        """`connect_timeout`, never below `timeout_floor`."""
+        return max(self.connect_timeout, self.timeout_floor)
+
+    @property
+    def heartbeat(self) -> float | None:
+        """`ws_heartbeat`, never below `timeout_floor` (None = no pings)."""
+        return None if self.ws_heartbeat is None else max(self.ws_heartbeat, self.timeout_floor)
 
     def scaled(self, factor: float) -> ClientConfig:
         """A copy with every duration multiplied by `factor` (the harness's time_scale)."""
@@ -113,7 +133,9 @@ class ClientConfig:
             after_max_attempts="give_up",
             health="silence",
             ws_heartbeat=None,
+            echo_timeout=None,
             poll_via_queue=False,
+            poll_backoff=False,
             reconcile_on_reconnect=False,
             use_hints=False,
             history_retry_delays=(),

@@ -27,14 +27,25 @@ class PostResult:
 
 
 class ComfyHttp:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, stats: ClientStats, timeout: float) -> None:
+    """Requests wait for one of `concurrency` slots *before* their timeout starts, so a burst
+    of submissions cannot time out in the pool queue (a POST that never left would look
+    ambiguous)."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, stats: ClientStats, timeout: float, concurrency: int
+    ) -> None:
         self._session = session
         self.base_url = base_url.rstrip("/")
         self._stats = stats
         self._timeout = timeout
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def get_json(self, path: str) -> Any:
         """GET `path` and return its JSON body; raises HttpFailure on anything else."""
+        async with self._slots:
+            return await self._get_json(path)
+
+    async def _get_json(self, path: str) -> Any:
         self._stats.http_requests += 1
         try:
             async with asyncio.timeout(self._timeout):
@@ -62,6 +73,10 @@ class ComfyHttp:
 
     async def post_prompt(self, body: dict[str, Any]) -> PostResult:
         """POST /prompt once; never raises for network trouble (the caller classifies the result)."""
+        async with self._slots:
+            return await self._post_prompt(body)
+
+    async def _post_prompt(self, body: dict[str, Any]) -> PostResult:
         self._stats.http_requests += 1
         try:
             async with asyncio.timeout(self._timeout):

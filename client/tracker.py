@@ -97,6 +97,8 @@ class TaskState:
     ws_outputs: dict[str, Any] = field(default_factory=dict)
     history_due: float | None = None
     history_retries: int = 0
+    check_after: float = 0.0  # no probe/poll history check before this (backoff for vanished tasks)
+    empty_checks: int = 0
     final_stage: str | None = None  # "history" | "queue"
     final_deadline: float | None = None
     outcome: Outcome | None = None
@@ -139,6 +141,8 @@ class Tracker:
         self._next_probe: float = 0.0
         self._next_silence_check: float | None = None
         self._reconnect_requested = False
+        self._echo_due: float | None = None
+        self._echo_strikes = 0  # consecutive connections that never greeted: wait longer each time
 
     # ---- task lifecycle -------------------------------------------------------------
 
@@ -163,6 +167,8 @@ class Tracker:
             return []
         task.phase = Phase.FINISHING if task.ws_terminal else Phase.WAITING
         task.deadline = max(task.deadline, now)
+        if self.last_message_at is None or self.last_message_at < task.created_at:
+            self._arm_echo(now)  # every accepted prompt makes ComfyUI broadcast a `status` (§5)
         # frames can beat the POST reply: act on a finish that arrived while submitting
         if task.ws_null:
             return self._request_history(prompt_id, "ws")
@@ -197,6 +203,7 @@ class Tracker:
         self.ws_connected = True
         self.connected_at = now
         self._reconnect_requested = False
+        self._arm_echo(now)  # ComfyUI greets every new socket with a `status` frame (§3.1)
         self._next_poll = None
         self._next_probe = now + self.cfg.probe_quiet
         self._next_silence_check = None
@@ -213,6 +220,7 @@ class Tracker:
 
     def on_disconnected(self, now: float) -> list[Action]:
         self.ws_connected = False
+        self._echo_due = None
         self._next_poll = now + self.cfg.poll_interval
         return []
 
@@ -220,6 +228,8 @@ class Tracker:
 
     def on_message(self, msg: Message | BinaryMessage, now: float) -> list[Action]:
         self.last_message_at = now
+        self._echo_due = None
+        self._echo_strikes = 0
         if isinstance(msg, BinaryMessage):
             return self._on_binary(msg)
         data = msg.data
@@ -381,6 +391,15 @@ class Tracker:
             return self._finalize(task, outcome, now)
         if again is not None:
             return self._request_history(prompt_id, again)
+        if (
+            self.cfg.poll_backoff
+            and reason in ("probe", "poll", "hint", "reconcile")
+            and not (task.ws_terminal or task.ws_success)
+        ):
+            # not in /queue and not in /history: history lag, or gone (restart). Back off per
+            # task so that many vanished tasks do not become a request storm.
+            task.empty_checks += 1
+            task.check_after = now + min(self.cfg.poll_interval * 2 ** (task.empty_checks - 1), self.cfg.reconnect_cap)
         if (task.ws_terminal or task.ws_success) and self.cfg.empty_history_is_pending:
             delays = self.cfg.history_retry_delays
             delay = delays[task.history_retries] if task.history_retries < len(delays) else self.cfg.poll_interval
@@ -425,7 +444,7 @@ class Tracker:
                 continue
             if not ok or task.prompt_id in ids:
                 continue
-            if reason == "final_check":
+            if reason == "final_check" or (reason != "reconcile" and now < task.check_after):
                 continue
             actions += self._request_history(task.prompt_id, reason)
         if self._queue_next_reasons:
@@ -464,8 +483,16 @@ class Tracker:
                     actions += self._request_queue("poll")
                 else:
                     for task in self.pending():
-                        if task.phase is not Phase.FINAL_CHECK:
+                        if task.phase is not Phase.FINAL_CHECK and now >= task.check_after:
                             actions += self._request_history(task.prompt_id, "poll")
+        if self.ws_connected and self._echo_due is not None and now >= self._echo_due:
+            self._echo_due = None
+            self._echo_strikes += 1
+            log.warning("health.no_echo", detail="no frame after connect/submit", strikes=self._echo_strikes)
+            if not self._reconnect_requested:
+                self._reconnect_requested = True
+                self.stats.unresponsive += 1
+                actions.append(ForceReconnect("health.no_echo"))
         if self.ws_connected and self.cfg.health == "probe" and pending:
             quiet_since = max(self.last_message_at or 0.0, self.connected_at or 0.0)
             if now - quiet_since >= self.cfg.probe_quiet and now >= self._next_probe:
@@ -504,6 +531,8 @@ class Tracker:
         if self.ws_connected and self.cfg.health == "probe" and pending:
             quiet_since = max(self.last_message_at or 0.0, self.connected_at or 0.0)
             times.append(max(quiet_since + self.cfg.probe_quiet, self._next_probe))
+        if self.ws_connected and self._echo_due is not None:
+            times.append(self._echo_due)
         if self.ws_connected and self.cfg.health == "silence":
             times.append(self._next_silence_check if self._next_silence_check is not None else now)
         return min(times) if times else None
@@ -516,7 +545,7 @@ class Tracker:
         task.phase = Phase.FINAL_CHECK
         task.final_stage = "history"
         task.history_due = None
-        task.final_deadline = now + 2 * self.cfg.http_timeout + self.cfg.success_grace
+        task.final_deadline = now + 2 * self.cfg.request_timeout + self.cfg.success_grace
         self.stats.final_checks += 1
         log.info("final_check.start", prompt_id=task.prompt_id)
         if task.prompt_id in self._history_inflight:
@@ -550,6 +579,12 @@ class Tracker:
             del self.tasks[task.prompt_id]
         elapsed = max(0.0, now - task.created_at)
         return [Report(task.prompt_id, outcome, elapsed)]
+
+    def _arm_echo(self, now: float) -> None:
+        """Expect a frame within `echo_timeout`; none means the socket is deaf (silent or orphaned)."""
+        if self.cfg.echo_timeout is not None and self.ws_connected and self._echo_due is None:
+            wait = min(self.cfg.echo_timeout * 2**self._echo_strikes, max(self.cfg.reconnect_cap, self.cfg.echo_timeout))
+            self._echo_due = now + wait
 
     def _schedule_history(self, task: TaskState, when: float) -> None:
         if task.history_due is None or when < task.history_due:

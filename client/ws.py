@@ -107,10 +107,10 @@ class WsDriver:
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse | None:
         try:
-            async with asyncio.timeout(self._cfg.connect_timeout):
+            async with asyncio.timeout(self._cfg.ws_connect_timeout):
                 return await self._session.ws_connect(
                     self._url,
-                    heartbeat=self._cfg.ws_heartbeat,
+                    heartbeat=self._cfg.heartbeat,
                     timeout=aiohttp.ClientWSTimeout(ws_close=self._cfg.close_timeout),
                     max_msg_size=self._cfg.max_msg_size,
                     decode_text=False,

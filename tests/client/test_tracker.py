@@ -1,6 +1,7 @@
 """The sans-IO tracker: completion, reconcile, polling, probe, hints, final check, exactly-once."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,7 @@ def start(cfg=REF, pids=(P1,), now=0.0, connected=True) -> Tracker:
     tr = Tracker(cfg)
     if connected:
         tr.on_connected(now)
+        tr.on_message(m("status", status={"exec_info": {"queue_remaining": 0}}, sid="c"), now)  # greeting
     for pid in pids:
         tr.add(pid, now)
         tr.accepted(pid, now)
@@ -175,9 +177,79 @@ def test_probe_when_quiet_and_unannounced_completion_forces_reconnect():
 
 
 def test_no_probe_without_pending_tasks_and_no_silence_reconnect_in_reference():
+    tr = start(pids=())
+    assert tr.tick(10_000.0) == []
+
+
+def test_no_greeting_after_connect_means_a_deaf_socket():
     tr = Tracker(REF)
     tr.on_connected(0.0)
-    assert tr.tick(10_000.0) == []
+    assert tr.next_wakeup(0.0) == REF.echo_timeout
+    assert tr.tick(REF.echo_timeout * 0.99) == []
+    assert tr.tick(REF.echo_timeout) == [ForceReconnect("health.no_echo")]
+    assert tr.tick(REF.echo_timeout * 10) == []  # once per connection
+
+
+def test_no_status_echo_after_submit_means_a_deaf_socket():
+    tr = start(pids=())
+    tr.add(P1, 100.0)
+    tr.accepted(P1, 100.1)
+    assert ForceReconnect("health.no_echo") in tr.tick(100.1 + REF.echo_timeout)
+    tr2 = start(pids=())
+    tr2.add(P1, 100.0)
+    tr2.accepted(P1, 100.1)
+    tr2.on_message(m("status", status={"exec_info": {"queue_remaining": 1}}), 100.2)
+    assert only(tr2.tick(100.1 + REF.echo_timeout), ForceReconnect) == []
+
+
+def test_repeatedly_deaf_connections_are_given_longer_each_time():
+    tr = Tracker(REF)
+    now, waits = 0.0, []
+    for _ in range(4):
+        tr.on_connected(now)
+        due = tr.next_wakeup(now)
+        waits.append(due - now)
+        assert ForceReconnect("health.no_echo") in tr.tick(due)
+        tr.on_disconnected(due)
+        now = due + 0.1
+    assert waits == pytest.approx([REF.echo_timeout * 2**i for i in range(4)])
+    tr.on_connected(now)
+    tr.on_message(m("status", status={}), now + 0.1)  # a greeting resets the count
+    tr.on_disconnected(now + 1)
+    tr.on_connected(now + 2)
+    assert tr.next_wakeup(now + 2) == now + 2 + REF.echo_timeout
+
+
+def test_vanished_task_is_checked_less_and_less_often():
+    tr = start()
+    absent = {"queue_running": [], "queue_pending": []}
+    checks = []
+    now = 0.0
+    while now < 100:
+        now += REF.probe_interval
+        for action in tr.tick(now):
+            if isinstance(action, FetchQueue):
+                for follow in tr.on_queue(absent, True, now):
+                    assert follow == FetchHistory(P1, "probe")
+                    checks.append(now)
+                    tr.on_history(P1, {}, True, now)
+    gaps = [b - a for a, b in zip(checks, checks[1:])]
+    assert gaps == sorted(gaps) and gaps[-1] >= REF.reconnect_cap, gaps
+    assert len(checks) < 100 / REF.probe_interval / 2
+
+
+def test_timeouts_have_an_unscaled_floor():
+    cfg = REF.scaled(0.02)
+    assert cfg.http_timeout == 0.2 and cfg.request_timeout == cfg.timeout_floor == 1.0
+    assert cfg.heartbeat == 1.0 and cfg.ws_connect_timeout == 1.0
+    assert REF.request_timeout == REF.http_timeout == 10.0
+    assert SEED.heartbeat is None
+
+
+def test_seed_has_no_echo_watchdog():
+    tr = Tracker(SEED)
+    tr.on_connected(0.0)
+    assert tr.tick(5.0) == []
 
 
 def test_seed_silence_check_reconnects_an_idle_socket():
