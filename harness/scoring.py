@@ -596,7 +596,7 @@ class _Scoring:
         last_activity: float,
     ) -> list[str]:
         out: list[str] = []
-        specs = list(self.scenario.get("faults") or [])
+        specs = _schedule(self.scenario)
         for index in scheduled:
             if index not in fired:
                 spec = specs[index] if 0 <= index < len(specs) and isinstance(specs[index], Mapping) else {}
@@ -613,3 +613,19 @@ class _Scoring:
         if self.rec.get("error"):
             out.append(f"the run did not complete normally: {self.rec['error']}")
         return out
+
+
+def _schedule(scenario: Mapping[str, Any]) -> list[Any]:
+    """The scenario's fault specs as dicts, random-chaos faults expanded (harness.chaos)."""
+    faults = list(scenario.get("faults") or [])
+    chaos = scenario.get("chaos")
+    if not isinstance(chaos, Mapping):
+        return faults
+    from harness.chaos import Chaos, expand
+
+    try:
+        workload = scenario.get("workload") or {}
+        specs = expand(Chaos.model_validate(chaos), seed=int(scenario.get("seed") or 0), tasks=int(workload.get("tasks") or 1))
+    except (ValueError, TypeError):
+        return faults
+    return faults + [spec.model_dump(mode="json", exclude_unset=True) for spec in specs]

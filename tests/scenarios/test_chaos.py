@@ -61,3 +61,12 @@ def test_unknown_chaos_kind_is_named_with_its_line() -> None:
         parse_scenario(SCENARIO.format(seed=1, chaos="{faults: 2, kinds: [drop, nope]}"), source="x.yaml")
     message = str(info.value)
     assert "x.yaml: chaos.kinds" in message and "nope" in message and "(line 6)" in message
+
+
+def test_scorer_names_expanded_chaos_faults() -> None:
+    """An unfired chaos fault is named by kind and trigger in the reasons, not as '?'."""
+    from harness.scoring import _schedule
+
+    scenario = parse_scenario(SCENARIO.format(seed=9, chaos="{faults: 3}"))
+    expected = _dump(scenario.fault_schedule())
+    assert _schedule(scenario.to_dict()) == expected
