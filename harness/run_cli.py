@@ -1,4 +1,4 @@
-"""`comfy-chaos run | replay | report | bench` (dispatched from harness/cli.py).
+"""`comfy-chaos run | replay | report` (dispatched from harness/cli.py).
 
 Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage or configuration error.
 """
@@ -46,9 +46,6 @@ def main(command: str, argv: list[str]) -> int:
             return _replay(_replay_parser().parse_args(argv))
         if command == "report":
             return _report(_report_parser().parse_args(argv))
-        if command == "bench":
-            print("comfy-chaos bench: not implemented yet", file=sys.stderr)
-            return EXIT_USAGE
         raise UsageError(f"comfy-chaos: unknown command {command!r}")
     except UsageError as exc:
         print(str(exc), file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`comfy-chaos run | replay | report | bench`, run as a child process (exit codes, output, files)."""
+"""`comfy-chaos run | replay | report`, run as a child process (exit codes, output, files)."""
 from __future__ import annotations
 
 import json
@@ -80,7 +80,6 @@ def test_inconclusive_exit_code(work: Path) -> None:
         (["run", "bad.yaml"], "faults[0].probability"),
         (["replay", "s/ok.yaml"], "--seed"),
         (["report", "nothing.json"], "cannot read"),
-        (["bench"], "not implemented"),
     ],
 )
 def test_usage_and_config_errors_exit_3(work: Path, args: list[str], message: str) -> None:
