@@ -179,7 +179,9 @@ class ComfyClient:
         if not self._started or self._closed:
             raise RuntimeError("ComfyClient.submit: use `async with ComfyClient(...)` (client not running)")
         if not isinstance(workflow, Mapping) or not workflow:
-            raise ValueError(f"ComfyClient.submit: workflow must be a non-empty dict of nodes, got {type(workflow).__name__}")
+            raise ValueError(
+                f"ComfyClient.submit: workflow must be a non-empty dict of nodes, got {type(workflow).__name__}"
+            )
         try:
             json.dumps(workflow)
         except (TypeError, ValueError) as exc:

@@ -168,7 +168,8 @@ class Tracker:
         task.phase = Phase.FINISHING if task.ws_terminal else Phase.WAITING
         task.deadline = max(task.deadline, now)
         if self.last_message_at is None or self.last_message_at < task.created_at:
-            self._arm_echo(now)  # every accepted prompt makes ComfyUI broadcast a `status` (§5)
+            # every accepted prompt makes ComfyUI broadcast a `status` (§5)
+            self._arm_echo(now, backoff=False)
         # frames can beat the POST reply: act on a finish that arrived while submitting
         if task.ws_null:
             return self._request_history(prompt_id, "ws")
@@ -189,6 +190,11 @@ class Tracker:
 
     def pending(self) -> list[TaskState]:
         return [t for t in self.tasks.values() if t.accepted and not t.done]
+
+    def _checkable_from(self) -> float:
+        """When the earliest waiting task may be checked again: probes and polls of /queue are
+        pointless while every waiting task is in its absent-from-/queue-and-/history backoff."""
+        return min((t.check_after for t in self.tasks.values() if t.phase is Phase.WAITING), default=0.0)
 
     def _has_waiting(self) -> bool:
         """Tasks no terminal signal has been seen for: what polling and probing are for."""
@@ -472,10 +478,11 @@ class Tracker:
                 task.history_due = None
                 actions += self._request_history(task.prompt_id, "ws")
         pending = self._has_waiting()
+        checkable = self._checkable_from()
         if not self.ws_connected and pending:
             if self._next_poll is None:
                 self._next_poll = now + self.cfg.poll_interval
-            elif now >= self._next_poll:
+            elif now >= max(self._next_poll, checkable):
                 self._next_poll = now + self.cfg.poll_interval
                 self.stats.polls += 1
                 log.info("poll.tick", pending=len(self.pending()))
@@ -495,7 +502,7 @@ class Tracker:
                 actions.append(ForceReconnect("health.no_echo"))
         if self.ws_connected and self.cfg.health == "probe" and pending:
             quiet_since = max(self.last_message_at or 0.0, self.connected_at or 0.0)
-            if now - quiet_since >= self.cfg.probe_quiet and now >= self._next_probe:
+            if now - quiet_since >= self.cfg.probe_quiet and now >= max(self._next_probe, checkable):
                 self._next_probe = now + self.cfg.probe_interval
                 self.stats.probes += 1
                 log.info("health.probe", quiet_for=round(now - quiet_since, 3))
@@ -526,11 +533,12 @@ class Tracker:
             if task.history_due is not None:
                 times.append(task.history_due)
         pending = self._has_waiting()
+        checkable = self._checkable_from()
         if not self.ws_connected and pending:
-            times.append(self._next_poll if self._next_poll is not None else now)
+            times.append(max(self._next_poll if self._next_poll is not None else now, checkable))
         if self.ws_connected and self.cfg.health == "probe" and pending:
             quiet_since = max(self.last_message_at or 0.0, self.connected_at or 0.0)
-            times.append(max(quiet_since + self.cfg.probe_quiet, self._next_probe))
+            times.append(max(quiet_since + self.cfg.probe_quiet, self._next_probe, checkable))
         if self.ws_connected and self._echo_due is not None:
             times.append(self._echo_due)
         if self.ws_connected and self.cfg.health == "silence":
@@ -580,11 +588,21 @@ class Tracker:
         elapsed = max(0.0, now - task.created_at)
         return [Report(task.prompt_id, outcome, elapsed)]
 
-    def _arm_echo(self, now: float) -> None:
-        """Expect a frame within `echo_timeout`; none means the socket is deaf (silent or orphaned)."""
-        if self.cfg.echo_timeout is not None and self.ws_connected and self._echo_due is None:
-            wait = min(self.cfg.echo_timeout * 2**self._echo_strikes, max(self.cfg.reconnect_cap, self.cfg.echo_timeout))
-            self._echo_due = now + wait
+    def _arm_echo(self, now: float, backoff: bool = True) -> None:
+        """Expect a frame within `echo_timeout`; none means the socket is deaf (silent or orphaned).
+
+        After a connect the wait doubles with each consecutive deaf connection (no reconnect
+        storm through a long silent window); after a submission it does not (submissions are
+        paced by the caller, and a new task deserves a prompt check).
+        """
+        if self.cfg.echo_timeout is None or not self.ws_connected:
+            return
+        wait = self.cfg.echo_timeout
+        if backoff:
+            wait = min(wait * 2**self._echo_strikes, max(self.cfg.reconnect_cap, wait))
+        due = now + wait
+        if self._echo_due is None or due < self._echo_due:
+            self._echo_due = due
 
     def _schedule_history(self, task: TaskState, when: float) -> None:
         if task.history_due is None or when < task.history_due:

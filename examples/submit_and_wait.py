@@ -65,7 +65,8 @@ async def run(url: str | None, profile: str, time_scale: float) -> int:
             for name, handle in handles.items():
                 outcome = await handle.result()
                 files = [img["filename"] for out in outcome.outputs.values() for img in out.get("images", [])]
-                print(f"{name:14} {outcome.status:12} via {outcome.source:11} files={files} {(outcome.detail or '').splitlines()[0] if outcome.detail else ''}")
+                detail = outcome.detail.splitlines()[0] if outcome.detail else ""
+                print(f"{name:14} {outcome.status:12} via {outcome.source:11} files={files} {detail}")
             print("stats:", comfy.stats.to_dict())
     finally:
         if server is not None:

@@ -362,7 +362,9 @@ def test_every_task_reported_exactly_once_whatever_happens(events, cfg):
                     feed(tr.on_message(m(arg, prompt_id=pid), now))
         elif kind == "history":
             for pid in (P1, P2):
-                reply = {"found": {pid: entry()}, "empty": {}, "fail": None, "error_entry": {pid: entry("execution_error")}}[arg]
+                replies = {"found": {pid: entry()}, "empty": {}, "fail": None,
+                           "error_entry": {pid: entry("execution_error")}}
+                reply = replies[arg]
                 feed(tr.on_history(pid, reply, arg != "fail", now))
         elif kind == "queue":
             q = {"queue_running": [[1, P1, {}, {}, []], [2, P2, {}, {}, []]], "queue_pending": []}
