@@ -223,12 +223,13 @@ def test_repeatedly_deaf_connections_are_given_longer_each_time():
 def test_vanished_task_is_checked_less_and_less_often():
     tr = start()
     absent = {"queue_running": [], "queue_pending": []}
-    checks = []
+    checks, probes = [], 0
     now = 0.0
     while now < 100:
         now += REF.probe_interval
         for action in tr.tick(now):
             if isinstance(action, FetchQueue):
+                probes += 1
                 for follow in tr.on_queue(absent, True, now):
                     assert follow == FetchHistory(P1, "probe")
                     checks.append(now)
@@ -236,6 +237,7 @@ def test_vanished_task_is_checked_less_and_less_often():
     gaps = [b - a for a, b in zip(checks, checks[1:])]
     assert gaps == sorted(gaps) and gaps[-1] >= REF.reconnect_cap, gaps
     assert len(checks) < 100 / REF.probe_interval / 2
+    assert probes == len(checks)  # no /queue probe while the only waiting task is backed off
 
 
 def test_timeouts_have_an_unscaled_floor():
