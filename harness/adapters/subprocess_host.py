@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import traceback
 from typing import Any
+
+import structlog
 
 from harness.adapters import load_adapter
 from harness.adapters.base import AdapterSession, Task
@@ -19,9 +22,20 @@ from harness.adapters.base import AdapterSession, Task
 _PASS_THROUGH = {"submitted", "result", "note", "done"}
 
 
+_PROTOCOL: list[Any] = []  # the real stdout, once `_reserve_stdout` has moved everything else
+
+
+def _reserve_stdout() -> None:
+    """Keep fd 1 for protocol lines only: anything else that writes to stdout (a library's
+    print, structlog's default logger) goes to stderr instead."""
+    _PROTOCOL.append(os.fdopen(os.dup(1), "wb", buffering=0))
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
 def _emit(message: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(json.dumps(message).encode() + b"\n")
-    sys.stdout.buffer.flush()
+    _PROTOCOL[0].write(json.dumps(message).encode() + b"\n")
 
 
 def _to_wire(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m harness.adapters.subprocess_host <adapter name>", file=sys.stderr)
         return 3
+    _reserve_stdout()
     return asyncio.run(host(argv[0]))
 
 

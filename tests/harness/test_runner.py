@@ -139,9 +139,10 @@ faults:
     assert score(record).verdict == "pass"
 
 
-async def test_subprocess_isolated_adapter_runs_through_the_runner(harness: Harness) -> None:
+@pytest.mark.parametrize("client", ["isolated:naive", "isolated:reference"])
+async def test_subprocess_isolated_adapter_runs_through_the_runner(harness: Harness, client: str) -> None:
     async with asyncio.timeout(120):
-        record = await harness.run(scenario(CLEAN), "isolated:naive")
+        record = await harness.run(scenario(CLEAN), client)
     assert score(record).verdict == "pass"
     assert record.adapter["exit_code"] == 0 and record.adapter["cpu_s"] > 0
     assert not record.adapter["crashed"] and not record.adapter["hung"]
