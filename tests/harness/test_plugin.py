@@ -95,3 +95,12 @@ def test_yaml_outside_a_scenario_directory_is_not_collected(tmp_path: Path) -> N
     (tmp_path / "test_a.py").write_text("def test_a():\n    assert True\n")
     run = pytest_run(tmp_path)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout
+
+
+def test_seed_and_time_scale_overrides_reach_the_run(suite: Path) -> None:
+    run = pytest_run(suite, "scenarios/drop.yaml", "--client", "naive", "--seed", "77", "--time-scale", "0.05",
+                     "--report-dir", "rep")
+    assert run.returncode == 1, run.stdout
+    assert "seed: 77" in run.stdout and "--seed 77" in run.stdout and "time scale 0.05" in run.stdout
+    result = json.loads((suite / "rep" / "results.json").read_text())["results"][0]
+    assert (result["seed"], result["time_scale"]) == (77, 0.05)
