@@ -137,16 +137,21 @@ class FakeComfy:
         return f"http://{self.host}:{self.port}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port)
-        await self._site.start()
-        server = self._site._server  # noqa: SLF001 - the bound port when port=0
-        assert server is not None and server.sockets
-        self.host, self.port = host, server.sockets[0].getsockname()[1]
-        self._start_tasks()
-        if self.faults is not None:
-            await self.faults.start()
+        """Listen and start the executor; on failure everything started is stopped again."""
+        try:
+            self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+            await self._runner.setup()
+            self._site = web.TCPSite(self._runner, host, port)
+            await self._site.start()
+            server = self._site._server  # noqa: SLF001 - the bound port when port=0
+            assert server is not None and server.sockets
+            self.host, self.port = host, server.sockets[0].getsockname()[1]
+            self._start_tasks()
+            if self.faults is not None:
+                await self.faults.start()
+        except BaseException:
+            await self.stop()
+            raise
         log.info("fake_comfy.started", url=self.base_url, time_scale=self.config.time_scale, seed=self.config.seed)
 
     def _start_tasks(self) -> None:

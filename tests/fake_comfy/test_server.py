@@ -309,3 +309,11 @@ async def test_set_silent_stops_pong_replies(server: FakeComfy, http: aiohttp.Cl
         assert pong.data == b"three"  # no pong was sent for "two"
     finally:
         await ws.close()
+
+
+async def test_start_on_a_busy_port_fails_cleanly(server: FakeComfy) -> None:
+    second = FakeComfy(FakeConfig())
+    with pytest.raises(OSError):
+        await second.start(port=server.port)
+    assert not os.path.exists(second.root)
+    await second.stop()  # harmless after a failed start
