@@ -99,7 +99,11 @@ def load_adapter(spec: str) -> ClientAdapter:
         command = spec[len("cmd:"):].strip()
         if not command:
             raise AdapterError("--client cmd: needs a command line, e.g. 'cmd:python my_adapter.py'")
-        return SubprocessAdapter.from_command(command, name=spec)
+        adapter = SubprocessAdapter.from_command(command, name=spec)
+        program = adapter.argv[0]
+        if shutil.which(program) is None and not Path(program).is_file():
+            raise AdapterError(f"--client {spec}: {program!r} is not an executable on PATH nor a file")
+        return adapter
     if spec.startswith("isolated:"):
         inner = spec[len("isolated:"):]
         if inner not in registered() and not inner.startswith("py:"):

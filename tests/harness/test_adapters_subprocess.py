@@ -142,6 +142,11 @@ def test_cmd_without_command_is_rejected() -> None:
         load_adapter("cmd:  ")
 
 
+def test_cmd_with_a_missing_program_is_rejected() -> None:
+    with pytest.raises(AdapterError, match="no-such-program-xyz"):
+        load_adapter("cmd:no-such-program-xyz --flag")
+
+
 def test_bad_outcome_is_turned_into_an_error_result() -> None:
     reports: list[dict] = []
     make_session(reports).result("t0", "maybe", detail="shrug")
