@@ -222,3 +222,16 @@ grace: 90
     toxic = next(f for f in record.fault_log if f["kind"] == "toxic")
     assert record.healed_at is None or record.healed_at >= toxic["t"] + 8 * 0.1
     assert score(record).verdict == "pass"
+
+
+async def test_run_record_round_trips_through_json_and_scores_the_same(harness: Harness) -> None:
+    import json
+
+    from harness.record import RunRecord
+
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(DROP_T3), "reference")
+    again = RunRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    assert score(again).to_dict() == score(record).to_dict()
+    with pytest.raises(ValueError, match="unknown keys"):
+        RunRecord.from_dict({**record.to_dict(), "bogus": 1})
