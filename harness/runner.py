@@ -12,7 +12,6 @@ bounded, also on errors and cancellation (Ctrl-C).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 import traceback
 import uuid
@@ -457,10 +456,8 @@ class _Run:
         """Lift every fault: the engine's, every toxic, and a disabled proxy; returns the time."""
         self.log.info("runner.heal", t=round(self.clock() - self.t0, 3))
         if self.engine is not None:
-            healed = self.engine.heal_all()
-            if inspect.isawaitable(healed):
-                async with asyncio.timeout(STEP_TIMEOUT_S):
-                    await healed
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self.engine.heal_all()
         async with self.toxic_lock:  # waits for a toxic being added; none is added after this
             for name in list(self.active_toxics):
                 await self._remove_toxic_locked(name)
