@@ -257,6 +257,7 @@ class RecordingFaults:
         return await handler(request)
 
 
+@pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")  # the fault layer's key is a plain string
 async def test_fault_hook_points(http: aiohttp.ClientSession) -> None:
     faults = RecordingFaults()
     server = FakeComfy(FakeConfig(time_scale=0.0), faults=faults)  # type: ignore[arg-type]
