@@ -2,12 +2,14 @@
 
 Per run: start the fake server (ephemeral port) with the scenario's fault engine, put a
 Toxiproxy proxy in front of it, start one adapter per client instance pointed at the
-proxy, feed tasks when due (tagged per Contract 1), drive the time-triggered toxics,
-apply event-triggered toxics for the engine (`engine.external`), then "heal, then
-judge": once the faults are over and the server is idle (at the latest `grace` before
-the deadline), lift every fault, give the client `grace` to catch up, and stop at the
-judgement time or as soon as every task is reported. Teardown always runs, every step
-bounded, also on errors and cancellation (Ctrl-C).
+proxy, feed tasks when due (tagged per Contract 1). Every fault fires in the engine, by
+time or by event; toxics come back to the runner (`engine.external` / `external_heal`),
+which puts them in place through Toxiproxy. Then "heal, then judge": once the
+time-triggered faults are over, no fault window is open and the server has finished
+all work (at the latest `grace` before the deadline), lift every fault, give the client
+`grace` to catch up, and stop at the judgement time or as soon as every task is
+reported. Teardown always runs, every step bounded, also on errors and cancellation
+(Ctrl-C).
 """
 from __future__ import annotations
 
