@@ -292,7 +292,10 @@ class ComfyClient:
             log.debug("sanitize.repaired", repairs=list(result.repairs))
         now = self._clock()
         for msg in result.messages:
-            self._apply(self._tracker.on_message(msg, now))
+            try:
+                self._apply(self._tracker.on_message(msg, now))
+            except Exception:  # a bug here must not take the WebSocket driver down with it
+                log.exception("client.message_failed", message_type=getattr(msg, "type", "binary"))
 
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
@@ -348,9 +351,11 @@ class ComfyClient:
 
     async def _timer_loop(self) -> None:
         while True:
-            self._wake.clear()
             now = self._clock()
-            self._apply(self._tracker.tick(now))
+            try:
+                self._apply(self._tracker.tick(now))
+            except Exception:  # keep the timers (deadlines, polls) alive whatever happens
+                log.exception("client.tick_failed")
             self._wake.clear()
             wake = self._tracker.next_wakeup(now)
             timeout = _MAX_IDLE if wake is None else min(max(wake - now, 0.0), _MAX_IDLE)
