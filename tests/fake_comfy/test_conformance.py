@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -119,3 +120,51 @@ async def test_trace_conformance(name: str) -> None:
             problems.append(_diff(label + " (status)", exp_status, act_status))
     problems += _http_problems(name, replay.expected_http, replay.actual_http)
     assert not problems, f"{name}: {len(problems)} difference(s) (sync notes: {replay.unsynced})\n" + "\n".join(problems)
+
+
+#: Message types compared byte for byte (after masking ids, timestamps, file names and
+#: progress numbers). `execution_error` is left out: its traceback and tensor reprs differ
+#: on purpose (docs/fake_comfy.md).
+BYTE_EXACT = {
+    "status", "execution_start", "execution_cached", "executing", "executed", "progress", "progress_state",
+    "execution_success", "execution_interrupted", "feature_flags",
+}  # fmt: skip
+MASKS = [
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
+    (re.compile(r'"sid": "[0-9a-f]{32}"'), '"sid": <hex>'),
+    (re.compile(r'"timestamp": \d+'), '"timestamp": <ts>'),
+    (re.compile(r'"filename": "[^"]*"'), '"filename": <file>'),
+    (re.compile(r'"(value|max)": \d+\.\d+'), r'"\1": <float>'),
+    (re.compile(r'"(value|max)": \d+'), r'"\1": <int>'),
+]
+
+
+def _masked(texts: list[str]) -> tuple[list[str], list[str]]:
+    kept = []
+    for text in texts:
+        if json.loads(text)["type"] in BYTE_EXACT:
+            for pattern, replacement in MASKS:
+                text = pattern.sub(replacement, text)
+            kept.append(text)
+    non_status = collapse_runs([t for t in kept if not t.startswith('{"type": "status"')])
+    return non_status, [t for t in kept if t.startswith('{"type": "status"')]
+
+
+@pytest.mark.parametrize("name", FILES)
+async def test_trace_frames_are_byte_identical(name: str) -> None:
+    """JSON text exactly as ComfyUI writes it: separators, key order, int vs float."""
+    server = FakeComfy(FakeConfig(time_scale=1.0, seed=11))
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            replay = await Replayer(server, session, load(name), late=LATE.get(name)).run()
+    finally:
+        await server.stop()
+    problems = []
+    for label in sorted(set(replay.expected_texts) | set(replay.actual_texts)):
+        for part, exp, act in zip(
+            ("", " (status)"), _masked(replay.expected_texts.get(label, [])), _masked(replay.actual_texts.get(label, [])), strict=True
+        ):
+            if exp != act:
+                problems.append(_diff(label + part, exp, act))
+    assert not problems, f"{name}:\n" + "\n".join(problems)

@@ -138,6 +138,7 @@ class ClientConn:
     ws: aiohttp.ClientWebSocketResponse | None = None
     conn_id: int | None = None
     frames: list[Any] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # raw JSON text frames, in order
     received: int = 0
     sent: int = 0  # text/binary frames sent by the client
     aborted: bool = False
@@ -148,6 +149,8 @@ class ClientConn:
 class Replay:
     expected_frames: dict[str, list[Any]]
     actual_frames: dict[str, list[Any]]
+    expected_texts: dict[str, list[str]]
+    actual_texts: dict[str, list[str]]
     expected_http: list[HttpExchange]
     actual_http: list[HttpExchange]
     unsynced: list[str]
@@ -214,6 +217,7 @@ class Replayer:
         raw = {e["conn"] for e in events if e["kind"] in ("raw-bytes", "ws-frame-raw")}
         self.skip_conns = raw
         self.expected_frames: dict[str, list[Any]] = {}
+        self.expected_texts: dict[str, list[str]] = {}
         self.expected_counts: dict[str, int] = {}
         self.expected_http: list[HttpExchange] = []
         self.actual_http: list[HttpExchange] = []
@@ -247,6 +251,7 @@ class Replayer:
                     self.actual_files.extend(_filenames(message))
                 if message.get("type") not in UNSUPPORTED_TYPES:
                     conn.frames.append(shape(message))
+                    conn.texts.append(msg.data)
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 conn.received += 1
                 conn.frames.append(binary_shape_actual(msg.data))
@@ -459,6 +464,8 @@ class Replayer:
                     frame = recorded_frame(event)
                     if frame is not None:
                         self.expected_frames.setdefault(label, []).append(frame)
+                        if event["kind"] == "ws-text":
+                            self.expected_texts.setdefault(label, []).append(event["text"])
                     continue
                 if event["dir"] != "client->server":
                     continue
@@ -484,4 +491,7 @@ class Replayer:
                     conn.reader.cancel()
             self.server.set_manual_time(False)
         actual = {label: conn.frames for label, conn in self.conns.items()}
-        return Replay(self.expected_frames, actual, self.expected_http, self.actual_http, self.unsynced)
+        texts = {label: conn.texts for label, conn in self.conns.items()}
+        return Replay(
+            self.expected_frames, actual, self.expected_texts, texts, self.expected_http, self.actual_http, self.unsynced
+        )
