@@ -40,7 +40,7 @@ from client.types import Outcome, ProgressEvent
 log = structlog.get_logger(__name__)
 
 _TERMINAL_WITHOUT_ID = ("execution_success", "execution_error", "execution_interrupted")
-_REASON_PRIORITY = ("final_check", "reconcile", "probe", "poll", "hint")
+_REASON_PRIORITY = ("reconcile", "probe", "poll", "hint", "final_check")
 
 
 @dataclass(frozen=True)
@@ -405,7 +405,8 @@ class Tracker:
             # not in /queue and not in /history: history lag, or gone (restart). Back off per
             # task so that many vanished tasks do not become a request storm.
             task.empty_checks += 1
-            task.check_after = now + min(self.cfg.poll_interval * 2 ** (task.empty_checks - 1), self.cfg.reconnect_cap)
+            wait = min(self.cfg.poll_interval * 2 ** (task.empty_checks - 1), self.cfg.reconnect_cap)
+            task.check_after = now + wait
         if (task.ws_terminal or task.ws_success) and self.cfg.empty_history_is_pending:
             delays = self.cfg.history_retry_delays
             delay = delays[task.history_retries] if task.history_retries < len(delays) else self.cfg.poll_interval

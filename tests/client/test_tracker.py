@@ -382,3 +382,19 @@ def test_every_task_reported_exactly_once_whatever_happens(events, cfg):
         feed(tr.tick(now))
     counts = {pid: sum(1 for r in reports if r.prompt_id == pid) for pid in (P1, P2)}
     assert counts == {P1: 1, P2: 1}, (counts, events)
+
+
+def test_final_check_can_use_a_queue_answer_already_in_flight():
+    """Absent from an earlier /queue snapshot and from a later /history: gone for good."""
+    tr = start(pids=(P1,))
+    tr.add(P2, 50.0, deadline_s=1.0)
+    tr.accepted(P2, 50.0)
+    tr.on_message(m("status", status={}), 50.0)
+    assert FetchHistory(P2, "final_check") in tr.tick(51.0)
+    assert tr.tick(50.0 + REF.probe_quiet + 1) == [FetchQueue("probe")]
+    assert tr.on_history(P2, {}, True, 56.1) == []  # its /queue stage joins the probe's request
+    empty = {"queue_running": [], "queue_pending": []}
+    acts = tr.on_queue(empty, True, 56.2)
+    assert FetchHistory(P1, "probe") in acts
+    (rep,) = only(acts, Report)
+    assert rep.prompt_id == P2 and rep.outcome.status == "unknown" and "not in /queue" in rep.outcome.detail
