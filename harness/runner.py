@@ -68,9 +68,13 @@ class Harness:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._backend is not None:
+        if self._backend is None:
+            return
+        try:
             async with asyncio.timeout(STEP_TIMEOUT_S):
                 await self._backend.stop()
+        except Exception as error:  # the runs are over; a failed stop must not hide their results
+            log.error("runner.backend.stop_failed", error=repr(error))
 
     @property
     def url(self) -> str:
