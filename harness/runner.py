@@ -167,6 +167,10 @@ class _Run:
         self.toxic_windows: list[float] = []  # planned end of every toxic handed to us
         self.toxic_lock = asyncio.Lock()
         self.feeding_done = False
+        # Folded in from `prompt_accepted` events so the judge loop's checks cost O(open
+        # prompts), not O(every prompt in the ledger) on every wake-up (10,000-task runs).
+        self.unfinished: set[str] = set()
+        self.accepted_tasks: set[str] = set()
         self.server: Any = None
         self.engine: Any = None
         self.ctl: Any = None
@@ -382,17 +386,25 @@ class _Run:
 
     def _server_idle(self) -> bool:
         """Nothing queued or running on the server."""
-        return self.server is not None and all(p.outcome is not None for p in self.server.ledger.prompts.values())
+        if self.server is None:
+            return False
+        prompts = self.server.ledger.prompts
+        self.unfinished = {pid for pid in self.unfinished if prompts[pid].outcome is None}
+        return not self.unfinished
 
     def _server_quiet(self) -> bool:
         """Every task fed, accepted by the server and finished there; nothing running."""
         if not self.feeding_done or not self._server_idle():
             return False
-        accepted = {p.task_id for p in self.server.ledger.prompts.values() if p.task_id is not None}
-        return all(p.task_id in accepted for p in self.plan)
+        return all(p.task_id in self.accepted_tasks for p in self.plan)
 
     def _on_server_event(self, event: Any) -> None:
-        if event.kind in ("prompt_completed", "prompt_accepted"):
+        if event.kind == "prompt_accepted":
+            self.unfinished.add(event.prompt_id)
+            if event.task_id is not None:
+                self.accepted_tasks.add(event.task_id)
+            self.changed.set()
+        elif event.kind == "prompt_completed":
             self.changed.set()
 
     # --- faults ----------------------------------------------------------------------------
