@@ -96,7 +96,7 @@ class ToxiproxyServer:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
