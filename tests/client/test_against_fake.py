@@ -216,7 +216,7 @@ async def test_seed_waits_for_its_final_check_where_the_reference_recovers_at_on
     for name, cfg in (("reference", CFG), ("seed", ClientConfig.seed().scaled(0.1))):
         server = await make_fake(faults, time_scale=0.01)
         async with ComfyClient(server.base_url, cfg) as comfy:
-            handles = [await comfy.submit(tag_workflow(basic(i), f"t{i}"), deadline=2.0) for i in range(2)]
+            handles = [await comfy.submit(tag_workflow(basic(i), f"t{i}"), deadline=3.0) for i in range(2)]
             outcomes = [await h.result() for h in handles]
         check_against_ledger(server, outcomes)
         sources[name] = outcomes[1].source
@@ -228,7 +228,7 @@ async def test_restart_losing_the_queue_reports_unknown_never_a_phantom(make_fak
     faults = [{"kind": "restart", "when": {"on": "task_complete", "task": "t0"}, "params": {"keep_history": False}}]
     server = await make_fake(faults, time_scale=0.05)
     async with ComfyClient(server.base_url, CFG) as comfy:
-        handles = await asyncio.gather(*(comfy.submit(tag_workflow(basic(i), f"t{i}"), deadline=3.0)
+        handles = await asyncio.gather(*(comfy.submit(tag_workflow(basic(i), f"t{i}"), deadline=5.0)
                                          for i in range(4)))
         outcomes = [await h.result() for h in handles]
         stats = comfy.stats
