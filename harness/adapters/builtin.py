@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+DEADLINE_SHARE = 0.9  # of the run's deadline, by which every task must have an outcome
+MIN_TASK_DEADLINE_S = 0.5
+
 
 class ReferenceAdapter:
     """The reference client with `ClientConfig.reference()`, scaled to the run's time scale."""
@@ -31,10 +34,16 @@ class ReferenceAdapter:
         config = self.config().scaled(session.time_scale)
         session.ready(self.name, _client_version(), caps=["reconnect", "poll", "reconcile"])
         running: set[asyncio.Task[None]] = set()
+        # Tasks must settle a little before the run's judgement so the client's own final
+        # check (history + queue) happens while the harness still listens.
+        settle_by = session.clock() + DEADLINE_SHARE * session.deadline_s
+        slots = asyncio.Semaphore(max(1, session.max_concurrency))
         async with ComfyClient(session.base_url, config=config) as comfy:
             try:
                 async for task in session.tasks():
-                    job = asyncio.create_task(self._one(comfy, task, session))
+                    await slots.acquire()
+                    job = asyncio.create_task(self._one(comfy, task, session, settle_by))
+                    job.add_done_callback(lambda _job: slots.release())
                     running.add(job)
                     job.add_done_callback(running.discard)
                 if running:
@@ -46,10 +55,10 @@ class ReferenceAdapter:
                 session.stats(comfy.stats.to_dict())
         session.done()
 
-    async def _one(self, comfy: ComfyClient, task: Task, session: AdapterSession) -> None:
+    async def _one(self, comfy: ComfyClient, task: Task, session: AdapterSession, settle_by: float) -> None:
         prompt_id: str | None = None
         try:
-            handle = await comfy.submit(task.workflow)
+            handle = await comfy.submit(task.workflow, deadline=max(MIN_TASK_DEADLINE_S, settle_by - session.clock()))
             prompt_id = handle.prompt_id
             if prompt_id is not None:
                 session.submitted(task.task_id, prompt_id)
