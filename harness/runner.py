@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 STEP_TIMEOUT_S = 10.0  # start/stop of one part (server, proxy, toxic call)
 DONE_MARGIN_S = 3.0  # after judgement: time an adapter gets to finish on its own
 CANCEL_TIMEOUT_S = 10.0  # after cancelling an adapter: time to unwind (kills its process)
+SETTLE_S = 2.0  # scenario seconds the judge keeps listening after every task was reported
 WAKE_S = 0.1  # the judge loop re-checks at least this often (ledger state is polled)
 
 
@@ -247,8 +248,16 @@ class _Run:
             self.adapter_tasks.append(asyncio.create_task(self._run_adapter(adapter, session)))
         self._spawn(self._feed())
         judge_at: float | None = None
-        while not self._all_reported():
+        settle_until: float | None = None
+        while True:
             now = self.clock() - self.t0
+            if self._all_reported():
+                # Keep listening a moment after the last first report: a duplicate or
+                # contradictory report that a second delivery path sends late must count.
+                if settle_until is None:
+                    settle_until = min(now + SETTLE_S * scale, deadline)
+                if now >= settle_until:
+                    break
             if all(task.done() for task in self.adapter_tasks) and (self._server_idle() or now >= deadline):
                 break  # every client has finished: nothing more will be reported
             if judge_at is None:
@@ -269,6 +278,8 @@ class _Run:
                 if now >= judge_at:
                     break
                 wake = min(WAKE_S, judge_at - now)
+            if settle_until is not None:
+                wake = min(wake, max(0.0, settle_until - now))
             self.changed.clear()
             try:
                 async with asyncio.timeout(wake):

@@ -99,6 +99,16 @@ async def test_faulty_adapter_is_caught_with_the_exact_tasks(harness: Harness, m
     assert classes(result) == {"t0": "ok", "t1": "lost", "t2": "duplicate_report", "t3": "ok"}
 
 
+async def test_duplicate_report_after_the_last_first_report_is_counted(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    async with asyncio.timeout(120):
+        result = score(await harness.run(scenario(CLEAN), "py:lossy_adapter:LateDuplicateAdapter"))
+    assert result.verdict == "fail"
+    assert classes(result) == {"t0": "duplicate_report", "t1": "ok", "t2": "ok", "t3": "ok"}
+
+
 @pytest.mark.parametrize(("text", "client"), [(JUNK_T1, "naive"), (DROP_T3, "reference")])
 async def test_same_scenario_and_seed_give_the_same_verdict_and_classes(
     harness: Harness, text: str, client: str

@@ -1,5 +1,6 @@
 """A deliberately faulty in-process adapter for tests: the naive client, except that the
 result of t1 is never passed on and the result of t2 is passed on twice."""
+import asyncio
 from typing import Any
 
 from harness.adapters.base import AdapterSession
@@ -38,4 +39,26 @@ class UnscalableEchoAdapter:
     async def run(self, session: AdapterSession) -> None:
         async for task in session.tasks():
             session.result(task.task_id, "success", outputs={})
+        session.done()
+
+
+class LateDuplicateAdapter:
+    """The naive client, plus a second report of t0 half a scenario second after the last
+    first report — a second delivery path (a poller, say) that answers late."""
+
+    name = "late-duplicate"
+    scalable = True
+
+    async def run(self, session: AdapterSession) -> None:
+        last: dict[str, Any] = {}
+
+        class _Remember(_LossySession):
+            def result(self, task_id: str, *args: Any, **kwargs: Any) -> None:
+                last.setdefault(task_id, (args, kwargs))
+                self._session.result(task_id, *args, **kwargs)
+
+        await NaiveAdapter().run(_Remember(session))  # type: ignore[arg-type]
+        await asyncio.sleep(0.5 * session.time_scale)  # the late path's own delay, not a sync
+        args, kwargs = last["t0"]
+        session.result("t0", *args, **kwargs)
         session.done()
