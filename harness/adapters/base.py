@@ -19,6 +19,10 @@ Clock = Callable[[], float]
 Sink = Callable[[dict[str, Any]], None]
 
 OUTCOMES = ("success", "error", "interrupted")
+# A client that floods notes (one per log line, say) must not grow the run record without
+# bound: a stdout flood added ~250 MiB to the harness in 3 s (tests/reliability/test_bounded.py).
+MAX_NOTES = 1000  # per client instance; later notes are counted, not kept
+MAX_NOTE_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,8 @@ class AdapterSession:
     counters: dict[str, Any] = field(default_factory=dict)
     _queue: asyncio.Queue[Task | None] = field(default_factory=asyncio.Queue)
     _ended: bool = False
+    notes_dropped: int = 0
+    _notes: int = 0
 
     def feed(self, task: Task) -> None:
         if self._ended:
@@ -112,7 +118,15 @@ class AdapterSession:
         )
 
     def note(self, text: str) -> None:
-        self._report("note", detail=text)
+        """Kept up to `MAX_NOTES` per instance (each cut to `MAX_NOTE_CHARS`); then one note
+        says so and the rest are only counted in `notes_dropped`."""
+        self._notes += 1
+        if self._notes <= MAX_NOTES:
+            self._report("note", detail=text[:MAX_NOTE_CHARS])
+        else:
+            if self.notes_dropped == 0:
+                self._report("note", detail=f"more than {MAX_NOTES} notes from this client: the rest are dropped")
+            self.notes_dropped += 1
 
     def stats(self, counters: dict[str, Any]) -> None:
         """Free-form client counters (reconnects, polls, ...); later values replace earlier ones."""
