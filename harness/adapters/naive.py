@@ -50,8 +50,11 @@ class NaiveAdapter:
             feeding = asyncio.create_task(intake())
             try:
                 await asyncio.wait([reader, feeding], return_when=asyncio.FIRST_COMPLETED)
-                while not reader.done() and not all(w.done() for w in workers):
-                    await asyncio.wait([reader, *workers], return_when=asyncio.FIRST_COMPLETED)
+                pending = {w for w in workers if not w.done()}
+                while not reader.done() and pending:
+                    # only unfinished workers: a finished one would end every wait at once (a busy loop)
+                    await asyncio.wait([reader, *pending], return_when=asyncio.FIRST_COMPLETED)
+                    pending = {w for w in pending if not w.done()}
                 if reader.done():
                     # The socket is gone, as in the example script when ws.recv() raises: every
                     # task still waiting for its frame is never reported; a task whose frame
