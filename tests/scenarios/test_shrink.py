@@ -110,3 +110,33 @@ def test_regression_scenario_round_trips_through_yaml(tmp_path: Path) -> None:
     loaded = load_scenario(path)
     assert [s.model_dump() for s in loaded.faults] == [s.model_dump() for s in scenario.fault_schedule()[:2]]
     assert loaded.workload == scenario.workload and loaded.deadline == scenario.deadline
+
+
+def test_shrink_cli_usage_errors_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(CHAOS.format(seed=1), encoding="utf-8")
+    assert main(["shrink", str(path), "--client", "naive"]) == 3
+    assert main(["shrink", str(path), "--client", "no-such-client", "--seed", "1"]) == 3
+    assert main(["shrink", str(tmp_path / "missing.yaml"), "--client", "naive", "--seed", "1"]) == 3
+    assert main(["shrink", str(path), "--client", "naive", "--seed", "1", "--replays", "0"]) == 3
+    err = capsys.readouterr().err
+    assert "--seed" in err and "unknown adapter" in err and "cannot read" in err and "--replays" in err
+
+
+@pytest.mark.timeout(300)
+def test_shrink_cli_writes_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    seed = _seed_with_one_junk_fault()
+    path = tmp_path / "shrink-me.yaml"
+    path.write_text(CHAOS.format(seed=seed), encoding="utf-8")
+    code = main(["shrink", str(path), "--client", "naive", "--seed", str(seed), "--replays", "2",
+                 "--out", str(tmp_path / "regressions")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "candidate 1 (4 faults): failed 2/2" in out and "regression written to" in out
+    written = list((tmp_path / "regressions").glob("*.yaml"))
+    assert [p.name for p in written] == [f"shrink-me-naive-seed{seed}.yaml"]
+    assert 0 < len(load_scenario(written[0]).faults) < 4
