@@ -166,13 +166,13 @@ async def fake_publisher_run(clients: int, prompts: int, *, subscribed: bool = F
 async def bare_ws_run(clients: int, frames: list[str | bytes], per_client: list[int]) -> float:
     """A bare aiohttp WebSocket server sends `per_client[c]` frames (cycling through
     `frames`) to client c from one sender task, round-robin like the fake's publisher."""
-    sockets: list[web.WebSocketResponse] = []
+    sockets: dict[int, web.WebSocketResponse] = {}
     all_in = asyncio.Event()
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        sockets.append(ws)
+        sockets[int(request.query["c"])] = ws
         if len(sockets) == clients:
             all_in.set()
         async for _ in ws:  # like the fake: read the socket, so a client's close is answered
@@ -187,9 +187,9 @@ async def bare_ws_run(clients: int, frames: list[str | bytes], per_client: list[
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp exposes no public accessor
 
-    async def reader(session: aiohttp.ClientSession, expected: int) -> int:
+    async def reader(session: aiohttp.ClientSession, c: int, expected: int) -> int:
         got = 0
-        async with session.ws_connect(f"http://127.0.0.1:{port}/ws", max_msg_size=0) as ws:
+        async with session.ws_connect(f"http://127.0.0.1:{port}/ws?c={c}", max_msg_size=0) as ws:
             while got < expected:
                 msg = await ws.receive()
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
@@ -200,7 +200,7 @@ async def bare_ws_run(clients: int, frames: list[str | bytes], per_client: list[
 
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            readers = [asyncio.create_task(reader(session, per_client[c])) for c in range(clients)]
+            readers = [asyncio.create_task(reader(session, c, per_client[c])) for c in range(clients)]
             try:
                 async with asyncio.timeout(WAIT_S):
                     await all_in.wait()
@@ -208,7 +208,8 @@ async def bare_ws_run(clients: int, frames: list[str | bytes], per_client: list[
                     left = list(per_client)
                     i = 0
                     while any(left):
-                        for c, ws in enumerate(sockets):
+                        for c in range(clients):
+                            ws = sockets[c]
                             if left[c]:
                                 frame = frames[i % len(frames)]
                                 if isinstance(frame, str):
