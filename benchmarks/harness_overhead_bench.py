@@ -5,7 +5,9 @@ needs with no harness at all.
 time scale) sent by the reference client straight to a FakeComfy — no Toxiproxy, no
 fault engine, no adapter session, no scoring. "Harness" = `harness.suite.run_one` with
 the reference client (server + proxy + adapter + judge + teardown + score), the Toxiproxy
-backend started once outside the timing as in a suite run. Prints per scenario: both wall
+backend started once outside the timing as in a suite run, and the scenario's faults
+removed (the bare run cannot inject them; with them the client's own recovery time
+would count as overhead). `--with-faults` keeps them, for the total cost. Prints per scenario: both wall
 times, the ratio, the fixed cost per scenario (difference) and where the harness spent it
 (start → judgement vs judgement → scored). Usage:
 
@@ -87,7 +89,7 @@ async def with_harness(harness, scenario) -> tuple[float, float, str]:  # noqa: 
     return wall, record.t_end - record.t0, result.verdict
 
 
-async def measure(paths: list[Path], runs: int) -> None:
+async def measure(paths: list[Path], runs: int, with_faults: bool) -> None:
     from harness.runner import Harness
     from harness.scenario import load_scenario
 
@@ -95,6 +97,8 @@ async def measure(paths: list[Path], runs: int) -> None:
     async with Harness() as harness:
         for path in paths:
             scenario = load_scenario(path)
+            if not with_faults:
+                scenario = scenario.model_copy(update={"faults": [], "chaos": None})
             bare_s = statistics.median([await bare(scenario) for _ in range(runs)])
             runs_h = [await with_harness(harness, scenario) for _ in range(runs)]
             wall = statistics.median(r[0] for r in runs_h)
@@ -105,7 +109,8 @@ async def measure(paths: list[Path], runs: int) -> None:
             print(f"  measured {scenario.name}", file=sys.stderr, flush=True)
     header = ("scenario", "tasks×clients", "bare s", "harness s", "ratio", "overhead s", "to judge s", "after s", "verdict")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"harness overhead, reference client, median of {runs} (bare = client → fake, no proxy/engine/judge)")
+    print(f"harness overhead, reference client, median of {runs} (bare = client → fake, no proxy/engine/judge; "
+          f"harness runs {'with' if with_faults else 'without'} the scenario's faults)")
     for row in [header, *rows]:
         print("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
 
@@ -114,9 +119,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", type=Path, default=DEFAULT_SCENARIOS)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--with-faults", action="store_true", help="keep the scenario's faults in the harness runs")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    asyncio.run(measure(args.scenarios, args.runs))
+    asyncio.run(measure(args.scenarios, args.runs, args.with_faults))
 
 
 if __name__ == "__main__":
