@@ -102,7 +102,8 @@ def _adapter_entries(adapter: Any) -> list[Mapping[str, Any]]:
 
 
 def _fmt_t(t: float | None) -> str:
-    return "?" if t is None else f"+{t:.2f} s"
+    """A moment of the run: real seconds since it started (latencies are scenario seconds)."""
+    return "?" if t is None else f"+{t:.3f} s"
 
 
 def _short(prompt_id: str | None) -> str:

@@ -321,7 +321,7 @@ def _section(index: int, r: ScenarioResult) -> str:
     facts = (
         f"seed {r.seed} · time scale {r.time_scale:g} · {m.get('tasks', 0)} tasks · "
         f"{m.get('faults_applied', 0)} faults applied ({m.get('faults_effective', 0)} while work was outstanding) · "
-        f"{_fmt(r.duration)} s"
+        f"{_fmt(r.duration)} s · timeline and event times in real seconds since the run started"
     )
     parts = [
         f'<section class="result {escape(r.verdict)}-result" id="{_slug(index, r)}" '

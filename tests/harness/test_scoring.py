@@ -47,8 +47,8 @@ def test_lost_task_fails_with_a_falsifying_example() -> None:
     assert classes(rec)["t1"] == "lost" and res.metrics["lost"] == 1
     assert res.metrics["completeness"] == pytest.approx(2 / 3)
     text = "\n".join(res.reasons)
-    assert "t1 (prompt 9f2c1a7e…) lost: completed success on the server at +2.41 s, never reported;" in text
-    assert "faults around it: drop execution_success→c0 at +2.40 s" in text
+    assert "t1 (prompt 9f2c1a7e…) lost: completed success on the server at +2.410 s, never reported;" in text
+    assert "faults around it: drop execution_success→c0 at +2.400 s" in text
     assert "lost: 1 > expect.lost 0" in text
     assert "seed: 1234" in text
     assert res.replay == "comfy-chaos replay scenarios/unit.yaml --client reference --seed 1234"
@@ -284,8 +284,8 @@ def test_repeated_fault_records_are_folded_in_reasons() -> None:
     res = score(record([p], [submitted("t0", "p0")], fault_specs=specs, fault_log=window + instants))
     line = next(r for r in res.reasons if r.startswith("t0 "))
     assert line.endswith(
-        "faults around it: silent from +0.10 s to +0.60 s (×3), "
-        "junk_prefix executing→c0 at +0.20 s (×3, last at +0.22 s)"
+        "faults around it: silent from +0.100 s to +0.600 s (×3), "
+        "junk_prefix executing→c0 at +0.200 s (×3, last at +0.220 s)"
     )
 
 
