@@ -119,7 +119,16 @@ class _ChaosState:
         if self.harness is None:
             from harness.runner import Harness
 
-            harness = Harness()
+            report_dir = self.config.getoption("chaos_report_dir")
+            log_dir = None
+            if report_dir:
+                import logging
+
+                from harness.eventlog import configure
+
+                configure(logging.WARNING)  # captured per run; pytest shows only warnings
+                log_dir = Path(report_dir) / "logs"
+            harness = Harness(log_dir=log_dir)
             await harness.__aenter__()
             self.harness = harness
         return self.harness

@@ -26,16 +26,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _configure_logging(verbosity: int) -> None:
-    """Logs go to stderr (progress and summary to stdout); quiet unless -v."""
+    """Logs go to stderr (progress and summary to stdout); quiet unless -v. Every run's
+    events are also captured in its own JSON-lines file (`harness.eventlog`)."""
     import logging
 
-    import structlog
+    from harness.eventlog import configure
 
-    level = [logging.ERROR, logging.WARNING, logging.INFO][min(verbosity, 2)] if verbosity < 3 else logging.DEBUG
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    configure([logging.ERROR, logging.WARNING, logging.INFO][min(verbosity, 2)] if verbosity < 3 else logging.DEBUG)
 
 
 def main(command: str, argv: list[str]) -> int:
@@ -138,7 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     jobs = [(entry.scenario, client) for entry in chosen for client in clients]
     print(f"comfy-chaos: {len(chosen)} scenarios × {len(clients)} clients = {len(jobs)} runs, -j {args.jobs}"
           + (f" ({skipped} slow scenarios skipped; --run-slow to include)" if skipped else ""), flush=True)
-    results = _execute(jobs, seed=args.seed, time_scale=args.time_scale, parallel=args.jobs)
+    results = _execute(jobs, seed=args.seed, time_scale=args.time_scale, parallel=args.jobs,
+                       log_dir=Path(args.report_dir) / "logs")
     if results is None:
         return EXIT_INCONCLUSIVE
     _print_summary(results)
@@ -185,23 +183,30 @@ def _report(args: argparse.Namespace) -> int:
 # --- running ---------------------------------------------------------------------------
 
 
-def _execute(jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int) -> list[Any] | None:
-    """Run every (scenario, client) job, `parallel` at a time; None if interrupted (Ctrl-C)."""
+def _execute(
+    jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
+    log_dir: Path | None = None,
+) -> list[Any] | None:
+    """Run every (scenario, client) job, `parallel` at a time; None if interrupted (Ctrl-C).
+    With `log_dir`, each run's events go to `<log_dir>/<scenario>--<client>--seed<N>.jsonl`."""
     try:
-        return asyncio.run(_execute_async(jobs, seed=seed, time_scale=time_scale, parallel=parallel))
+        return asyncio.run(_execute_async(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir))
     except KeyboardInterrupt:
         print("comfy-chaos: interrupted; everything started was stopped", file=sys.stderr)
         return None
 
 
-async def _execute_async(jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int) -> list[Any]:
+async def _execute_async(
+    jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
+    log_dir: Path | None = None,
+) -> list[Any]:
     from harness.runner import Harness
     from harness.suite import run_one
 
     limit = asyncio.Semaphore(parallel)
     results: list[Any] = [None] * len(jobs)
 
-    async with Harness() as harness:
+    async with Harness(log_dir=log_dir) as harness:
         print(f"comfy-chaos: toxiproxy {harness.backend_info.get('kind', '?')} at {harness.url}", flush=True)
 
         async def one(index: int, scenario: Any, client: str) -> None:

@@ -19,12 +19,14 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from harness.adapters import load_adapter
 from harness.adapters.base import AdapterSession, ClientAdapter, Task
+from harness.eventlog import RunLog, log_path
 from harness.record import AdapterInfo, RunRecord
 from harness.scenario import Scenario
 from harness.schedule import plan_heal, time_triggered_end, toxic_name
@@ -51,9 +53,12 @@ class RunError(Exception):
 class Harness:
     """One Toxiproxy backend shared by many runs: `async with Harness() as h: await h.run(...)`."""
 
-    def __init__(self, toxiproxy_url: str | None = None, *, done_margin: float = DONE_MARGIN_S) -> None:
+    def __init__(
+        self, toxiproxy_url: str | None = None, *, done_margin: float = DONE_MARGIN_S, log_dir: Path | None = None
+    ) -> None:
         self._url = toxiproxy_url
         self.done_margin = done_margin
+        self.log_dir = log_dir  # each run's events → <log_dir>/<scenario>--<client>--seed<N>.jsonl
         self._backend: Any = None
         self.backend_info: dict[str, Any] = {}
 
@@ -86,7 +91,7 @@ class Harness:
     async def run(
         self, scenario: Scenario, client: str, *, seed: int | None = None, time_scale: float | None = None
     ) -> RunRecord:
-        return await run_scenario(
+        run = run_scenario(
             scenario,
             client,
             toxiproxy_url=self.url,
@@ -95,6 +100,10 @@ class Harness:
             time_scale=time_scale,
             done_margin=self.done_margin,
         )
+        if self.log_dir is None:
+            return await run
+        with RunLog(log_path(self.log_dir, scenario.name, client, scenario.seed if seed is None else seed)):
+            return await run
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
