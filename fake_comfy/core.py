@@ -48,9 +48,17 @@ class QueueItem:
     extra_data: dict[str, Any]
     outputs: list[str]
     task_id: str | None = None
+    _wire_json: str | None = None
 
     def wire(self) -> list[Any]:
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
+
+    def wire_json(self) -> str:
+        """`wire()` as ComfyUI's JSON text, encoded once: a queued item never changes, and
+        clients that poll `/queue` with a deep queue would otherwise re-encode every graph."""
+        if self._wire_json is None:
+            self._wire_json = json.dumps(self.wire())
+        return self._wire_json
 
     @property
     def client_id(self) -> str | None:
@@ -299,6 +307,12 @@ class ComfyCore:
     def queue_view(self) -> dict[str, Any]:
         running = [self.running.item.wire()] if self.running is not None else []
         return {"queue_running": running, "queue_pending": [entry[3].wire() for entry in self.queue]}
+
+    def queue_view_json(self) -> str:
+        """`queue_view()` as the JSON text `json.dumps` would give, from per-item caches."""
+        running = self.running.item.wire_json() if self.running is not None else ""
+        pending = ", ".join(entry[3].wire_json() for entry in self.queue)
+        return f'{{"queue_running": [{running}], "queue_pending": [{pending}]}}'
 
     def _cancel(self, item: QueueItem) -> None:
         record = self.ledger.prompts.get(item.prompt_id)

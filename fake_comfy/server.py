@@ -477,7 +477,7 @@ class FakeComfy:
         return _json(result.body, result.status)
 
     async def _get_queue(self, request: web.Request) -> web.Response:
-        return _json(self.core.queue_view())
+        return web.Response(text=self.core.queue_view_json(), content_type="application/json")
 
     async def _post_queue(self, request: web.Request) -> web.Response:
         try:

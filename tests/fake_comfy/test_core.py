@@ -97,6 +97,17 @@ def test_queue_view_shows_heap_order_and_unfiltered_extra_data(core: ComfyCore) 
     assert history["prompt"][3] == {"extra_pnginfo": {"w": 1}, "client_id": "c"}  # secrets stripped
 
 
+def test_queue_json_is_what_json_dumps_gives_for_the_view(core: ComfyCore) -> None:
+    assert core.queue_view_json() == json.dumps(core.queue_view())  # empty queue
+    for prompt_id, number in [("b", 7), ("a", 7), ("z", -1), ("m", 0.5)]:
+        submit(core, prompt_id=prompt_id, number=number, client_id="c", extra_data={"k": "ü"})
+    core.advance()  # one of them is running now
+    assert core.queue_view()["queue_running"] and len(core.queue_view()["queue_pending"]) == 3
+    assert core.queue_view_json() == json.dumps(core.queue_view())
+    run_all(core)
+    assert core.queue_view_json() == json.dumps(core.queue_view())
+
+
 def test_delete_pending_and_clear_broadcast_status_and_cancel(core: ComfyCore) -> None:
     core.connect(1, "c")
     for pid in ["p1", "p2", "p3"]:
