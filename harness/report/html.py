@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.matrix import build_matrix
-from harness.report.terminal import COLUMNS
+from harness.report.terminal import COLUMNS, format_cell
 from harness.results import ResultsFile, ScenarioResult, TaskScore
 from harness.scoring import merge_windows
 
@@ -57,13 +57,7 @@ def _slug(index: int, result: ScenarioResult) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
+    return format_cell(value, missing="–")
 
 
 def _verdict_cell(verdict: str) -> str:

@@ -23,9 +23,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any, missing: str = "-") -> str:
+    """One metric as table text: `missing` for None, yes/no, floats to 2 decimals."""
     if value is None:
-        return "-"
+        return missing
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -56,7 +57,7 @@ def render_summary(results: Iterable[ScenarioResult], *, reasons: bool = True) -
             verdict += " (hang)"
         if r.metrics.get("crash"):
             verdict += " (crash)"
-        rows.append([r.scenario, r.client, verdict, *(_cell(r.metrics.get(key)) for _, key in COLUMNS)])
+        rows.append([r.scenario, r.client, verdict, *(format_cell(r.metrics.get(key)) for _, key in COLUMNS)])
     text = format_table(header, rows)
     counts = {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "fail", "inconclusive")}
     text += f"\n{counts['pass']} passed, {counts['fail']} failed, {counts['inconclusive']} inconclusive " \
