@@ -50,6 +50,16 @@ def _convert(input_type: Any, value: Any) -> Any:
     return value
 
 
+def _value_error(type_: str, message: str, details: str, name: str, config: Any, value: Any) -> dict[str, Any]:
+    """One input's error entry, shaped as ComfyUI's `validate_inputs` writes it."""
+    return {
+        "type": type_,
+        "message": message,
+        "details": details,
+        "extra_info": {"input_name": name, "input_config": config, "received_value": value},
+    }
+
+
 class _Validator:
     def __init__(self, prompt: dict[str, Any], classes: dict[str, NodeClass]) -> None:
         self.prompt = prompt
@@ -84,14 +94,8 @@ class _Validator:
             val = inputs[x]
             if isinstance(val, list):
                 if len(val) != 2:
-                    errors.append(
-                        {
-                            "type": "bad_linked_input",
-                            "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                            "details": f"{x}",
-                            "extra_info": {"input_name": x, "input_config": info, "received_value": val},
-                        }
-                    )
+                    message = "Bad linked input, must be a length-2 list of [node_id, slot_index]"
+                    errors.append(_value_error("bad_linked_input", message, f"{x}", x, info, val))
                     continue
                 o_id = val[0]
                 o_class_type = self.prompt[o_id]["class_type"]  # KeyError for a missing node, as in ComfyUI
@@ -157,34 +161,16 @@ class _Validator:
                 )
                 continue
             if "min" in extra and val < extra["min"]:
-                errors.append(
-                    {
-                        "type": "value_smaller_than_min",
-                        "message": f"Value {val} smaller than min of {extra['min']}",
-                        "details": f"{x}",
-                        "extra_info": {"input_name": x, "input_config": info, "received_value": val},
-                    }
-                )
+                message = f"Value {val} smaller than min of {extra['min']}"
+                errors.append(_value_error("value_smaller_than_min", message, f"{x}", x, info, val))
                 continue
             if "max" in extra and val > extra["max"]:
-                errors.append(
-                    {
-                        "type": "value_bigger_than_max",
-                        "message": f"Value {val} bigger than max of {extra['max']}",
-                        "details": f"{x}",
-                        "extra_info": {"input_name": x, "input_config": info, "received_value": val},
-                    }
-                )
+                message = f"Value {val} bigger than max of {extra['max']}"
+                errors.append(_value_error("value_bigger_than_max", message, f"{x}", x, info, val))
                 continue
             if isinstance(input_type, list) and val not in input_type:
-                errors.append(
-                    {
-                        "type": "value_not_in_list",
-                        "message": "Value not in list",
-                        "details": f"{x}: '{val}' not in {input_type}",
-                        "extra_info": {"input_name": x, "input_config": info, "received_value": val},
-                    }
-                )
+                details = f"{x}: '{val}' not in {input_type}"
+                errors.append(_value_error("value_not_in_list", "Value not in list", details, x, info, val))
                 continue
         result = (False, errors, unique_id) if errors or not valid else (True, [], unique_id)
         self.validated[unique_id] = result
