@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import shlex
@@ -172,13 +173,23 @@ class _Child:
             raise AdapterProtocolError(f"cannot start {self.argv!r}: {exc}") from exc
         self._exited = loop.create_future()
         threading.Thread(target=self._reap, args=(loop,), daemon=True, name=f"reap-{self._proc.pid}").start()
-        self._stdout = asyncio.StreamReader(limit=MAX_LINE)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self._stdout), self._proc.stdout)
-        stderr = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), self._proc.stderr)
-        self._stderr_task = asyncio.create_task(self._drain_stderr(stderr))
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, self._proc.stdin)
-        self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        try:
+            self._stdout = asyncio.StreamReader(limit=MAX_LINE)
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self._stdout), self._proc.stdout)
+            stderr = asyncio.StreamReader()
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), self._proc.stderr)
+            self._stderr_task = asyncio.create_task(self._drain_stderr(stderr))
+            transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, self._proc.stdin)
+            self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        except BaseException:
+            # Cancelled (Ctrl-C) or failed between spawn and hand-over: nobody else knows
+            # the process yet, so it must not outlive this call.
+            self.killed_by_us = True
+            self._kill_group(signal.SIGKILL)
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(EXIT_TIMEOUT_S):
+                    await asyncio.shield(self._exited)
+            raise
 
     def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
         _, status, usage = os.wait4(self._proc.pid, 0)
