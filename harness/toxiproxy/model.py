@@ -122,7 +122,10 @@ def _decode_str(value: Any, where: str) -> str:
 def _decode_float32(value: Any, where: str) -> Float32:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _unmarshal_error(value, where, "float32")
-    return to_float32(float(value))
+    try:
+        return to_float32(float(value))
+    except OverflowError:  # beyond float32: Go's decoder reports the number as unmarshalable
+        raise _unmarshal_error(value, where, "float32") from None
 
 
 def _object(body: bytes, go_type: str) -> dict[str, Any]:

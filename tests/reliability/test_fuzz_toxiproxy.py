@@ -74,7 +74,9 @@ class Toxi:
         status, _, raw = self.request("GET", "/proxies")
         assert status == 200, raw
         for name in json.loads(raw):
-            if name != "base":
+            # A name with "/" is accepted at creation but can never be addressed (Toxiproxy
+            # matches the decoded path, one segment per name): it stays until the server stops.
+            if name != "base" and "/" not in name:
                 status, _, raw = self.request("DELETE", "/proxies/" + quote(name, safe=""))
                 assert status == 204, (name, status, raw)
         self.request("POST", "/reset")

@@ -140,6 +140,8 @@ async def test_toxic_errors_in_spec_order(api: Api) -> None:
                      "BandwidthToxic.attributes.rate of type int64")
     floaty = await api.call("POST", path, {"type": "latency", "attributes": {"latency": 1.5}})
     assert floaty.status == 400 and "LatencyToxic.attributes.latency of type int64" in floaty.json()["error"]
+    huge = await api.call("POST", path, {"type": "latency", "toxicity": 3.5e38})  # beyond float32 (found by fuzzing)
+    assert huge.status == 400 and "ToxicWrapper.toxicity of type float32" in huge.json()["error"]
     assert_api_error(await api.call("GET", f"{path}/nope"), 404, "toxic not found")
     assert_api_error(await api.call("DELETE", f"{path}/nope"), 404, "toxic not found")
     assert_api_error(await api.call("PATCH", f"{path}/nope", {"toxicity": 1}), 404, "toxic not found")
