@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from fake_comfy import FakeComfy, FakeConfig
-from fake_comfy.events import ServerEvent
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.events import ServerEvent
 
 WAIT_S = 600.0
 POST_CONCURRENCY = 16
@@ -91,7 +91,7 @@ async def fake_ws_run(
     (seconds from first POST to last frame, total frames, frames per client)."""
     faults = None
     if engine:
-        from fake_comfy.faults import FaultEngine, FaultSchedule
+        from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
         faults = FaultEngine(FaultSchedule.of([]), seed=0, clock=time.monotonic, time_scale=1.0)
     server = FakeComfy(FakeConfig(time_scale=0.0), faults=faults)
@@ -233,9 +233,9 @@ async def bare_ws_run(clients: int, frames: list[str | bytes], per_client: list[
 
 def core_prompts_per_s(prompts: int) -> float:
     """The sans-IO core alone: submit every prompt, then advance until idle."""
-    from fake_comfy.core import ComfyCore
-    from fake_comfy.events import EventBus
-    from fake_comfy.ledger import Ledger
+    from comfy_chaos.fake_comfy.core import ComfyCore
+    from comfy_chaos.fake_comfy.events import EventBus
+    from comfy_chaos.fake_comfy.ledger import Ledger
 
     core = ComfyCore(clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000), ledger=Ledger(), events=EventBus())
     start = time.perf_counter()
@@ -310,7 +310,7 @@ def _rss_kib(pid: int) -> int:
 async def memory_per_client(clients: int) -> tuple[int, int, float]:
     """(RSS KiB idle, RSS KiB with `clients` sockets, KiB per client) of a serve subprocess."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fake_comfy.cli", "--port", "0", "--time-scale", "0"],
+        [sys.executable, "-m", "comfy_chaos.fake_comfy.cli", "--port", "0", "--time-scale", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -24,9 +24,9 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import structlog
 
-from fake_comfy import FakeComfy, FakeConfig
-from fake_comfy.faults import FaultEngine, FaultSchedule
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 TRACE = Path(__file__).resolve().parents[1] / "tests" / "data" / "comfyui-traces" / "02-success.jsonl"
 

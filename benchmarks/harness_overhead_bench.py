@@ -37,9 +37,9 @@ WAIT_S = 600.0
 
 async def bare(scenario) -> float:  # noqa: ANN001 - harness.scenario.Scenario
     """The workload with no harness: reference clients straight against a fault-free fake."""
-    from client import ClientConfig, ComfyClient
-    from fake_comfy import FakeComfy, FakeConfig
-    from fake_comfy.ledger import tag_workflow
+    from comfy_chaos.client import ClientConfig, ComfyClient
+    from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+    from comfy_chaos.fake_comfy.ledger import tag_workflow
 
     scale = scenario.time_scale
     plan = scenario.plan()
@@ -76,8 +76,8 @@ async def bare(scenario) -> float:  # noqa: ANN001 - harness.scenario.Scenario
 
 async def with_harness(harness, scenario) -> tuple[float, float, str]:  # noqa: ANN001
     """(wall seconds, seconds from start to judgement, verdict) of one harness run."""
-    from harness.runner import RunError
-    from harness.scoring import score
+    from comfy_chaos.harness.runner import RunError
+    from comfy_chaos.harness.scoring import score
 
     start = time.perf_counter()
     try:
@@ -90,8 +90,8 @@ async def with_harness(harness, scenario) -> tuple[float, float, str]:  # noqa: 
 
 
 async def measure(paths: list[Path], runs: int, with_faults: bool) -> None:
-    from harness.runner import Harness
-    from harness.scenario import load_scenario
+    from comfy_chaos.harness.runner import Harness
+    from comfy_chaos.harness.scenario import load_scenario
 
     rows = []
     async with Harness() as harness:

@@ -40,8 +40,8 @@ def _row(label: str, res: Resources, verdicts: dict[str, int], elapsed: float) -
 
 
 async def measure(paths: list[Path], clients: list[str], runs: int, every: int) -> bool:
-    from harness.runner import Harness
-    from harness.suite import load_all, run_one
+    from comfy_chaos.harness.runner import Harness
+    from comfy_chaos.harness.suite import load_all, run_one
 
     loaded = [item for item in load_all(paths) if item.scenario is not None and not item.slow]
     if not loaded:

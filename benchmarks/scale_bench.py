@@ -35,9 +35,9 @@ def _rss_mib() -> float:
 
 
 async def run(path: Path, client: str, tasks: int | None, clients: int | None) -> int:
-    from harness.runner import Harness, RunError
-    from harness.scenario import load_scenario
-    from harness.scoring import score
+    from comfy_chaos.harness.runner import Harness, RunError
+    from comfy_chaos.harness.scenario import load_scenario
+    from comfy_chaos.harness.scoring import score
 
     scenario = load_scenario(path)
     update: dict = {}

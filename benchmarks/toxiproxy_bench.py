@@ -22,8 +22,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from harness.toxiproxy import ToxiproxyControl, resolve_backend
-from harness.toxiproxy.backend import Backend
+from comfy_chaos.harness.toxiproxy import ToxiproxyControl, resolve_backend
+from comfy_chaos.harness.toxiproxy.backend import Backend
 
 WAIT = 120.0
 

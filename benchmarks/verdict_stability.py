@@ -33,8 +33,8 @@ def start_load(n: int) -> list[subprocess.Popen[bytes]]:
 
 async def measure(paths: list[Path], clients: list[str], repeats: int) -> tuple[int, int]:
     """Returns (pairs measured, pairs that flipped)."""
-    from harness.runner import Harness
-    from harness.suite import load_all, run_one
+    from comfy_chaos.harness.runner import Harness
+    from comfy_chaos.harness.suite import load_all, run_one
 
     loaded = [item for item in load_all(paths) if item.scenario is not None and not item.slow]
     flipped = 0

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from client.config import ClientConfig
+from comfy_chaos.client.config import ClientConfig
 
 
 @dataclass(frozen=True)

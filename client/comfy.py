@@ -16,15 +16,15 @@ from typing import Any
 import aiohttp
 import structlog
 
-from client.config import ClientConfig
-from client.errors import ComfyUnavailable, PromptRejected
-from client.http import ComfyHttp, HttpFailure
-from client.sanitize import sanitize_binary, sanitize_text
-from client.stats import ClientStats
-from client.submit import LookupVerdict, PostVerdict, classify_post, lookup_verdict
-from client.tracker import Action, FetchHistory, FetchQueue, ForceReconnect, Progress, Report, Tracker
-from client.types import Outcome, ProgressEvent
-from client.ws import WsDriver
+from comfy_chaos.client.config import ClientConfig
+from comfy_chaos.client.errors import ComfyUnavailable, PromptRejected
+from comfy_chaos.client.http import ComfyHttp, HttpFailure
+from comfy_chaos.client.sanitize import sanitize_binary, sanitize_text
+from comfy_chaos.client.stats import ClientStats
+from comfy_chaos.client.submit import LookupVerdict, PostVerdict, classify_post, lookup_verdict
+from comfy_chaos.client.tracker import Action, FetchHistory, FetchQueue, ForceReconnect, Progress, Report, Tracker
+from comfy_chaos.client.types import Outcome, ProgressEvent
+from comfy_chaos.client.ws import WsDriver
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from client.types import Outcome
+from comfy_chaos.client.types import Outcome
 
 
 def history_entry(reply: Any, prompt_id: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from client.stats import ClientStats
+from comfy_chaos.client.stats import ClientStats
 
 log = structlog.get_logger(__name__)
 

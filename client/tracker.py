@@ -30,12 +30,12 @@ from typing import Any
 
 import structlog
 
-from client.config import ClientConfig
-from client.history import history_entry, outcome_from_history, outcome_from_ws_error
-from client.sanitize import BinaryMessage, Message
-from client.stats import ClientStats
-from client.submit import queue_prompt_ids
-from client.types import Outcome, ProgressEvent
+from comfy_chaos.client.config import ClientConfig
+from comfy_chaos.client.history import history_entry, outcome_from_history, outcome_from_ws_error
+from comfy_chaos.client.sanitize import BinaryMessage, Message
+from comfy_chaos.client.stats import ClientStats
+from comfy_chaos.client.submit import queue_prompt_ids
+from comfy_chaos.client.types import Outcome, ProgressEvent
 
 log = structlog.get_logger(__name__)
 

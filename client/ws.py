@@ -16,9 +16,9 @@ from collections.abc import Callable
 import aiohttp
 import structlog
 
-from client.backoff import BackoffPolicy, ReconnectSchedule
-from client.config import ClientConfig
-from client.stats import ClientStats
+from comfy_chaos.client.backoff import BackoffPolicy, ReconnectSchedule
+from comfy_chaos.client.config import ClientConfig
+from comfy_chaos.client.stats import ClientStats
 
 log = structlog.get_logger(__name__)
 

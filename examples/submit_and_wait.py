@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from client import ClientConfig, ComfyClient, PromptRejected, ProgressEvent
+from comfy_chaos.client import ClientConfig, ComfyClient, PromptRejected, ProgressEvent
 
 
 def workflows() -> dict[str, dict[str, Any]]:
@@ -45,7 +45,7 @@ def workflows() -> dict[str, dict[str, Any]]:
 async def run(url: str | None, profile: str, time_scale: float) -> int:
     server = None
     if url is None:
-        from fake_comfy import FakeComfy, FakeConfig
+        from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 
         server = FakeComfy(FakeConfig(time_scale=time_scale, seed=1))
         await server.start(host="127.0.0.1", port=0)

@@ -1,5 +1,5 @@
 """Fake ComfyUI server: speaks ComfyUI's HTTP + WebSocket protocol, then misbehaves on purpose."""
-from fake_comfy.config import FakeConfig
-from fake_comfy.server import FakeComfy
+from comfy_chaos.fake_comfy.config import FakeConfig
+from comfy_chaos.fake_comfy.server import FakeComfy
 
 __all__ = ["FakeComfy", "FakeConfig"]

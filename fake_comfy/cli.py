@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from fake_comfy.config import FakeConfig
+from comfy_chaos.fake_comfy.config import FakeConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,12 +22,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(config: FakeConfig, host: str, port: int, faults_file: str | None) -> int:
-    from fake_comfy.server import FakeComfy
+    from comfy_chaos.fake_comfy.server import FakeComfy
 
     faults = None
     if faults_file is not None:
         try:
-            from fake_comfy.faults import FaultEngine, load_schedule
+            from comfy_chaos.fake_comfy.faults import FaultEngine, load_schedule
         except ImportError as exc:
             print(f"comfy-chaos serve: --faults needs fake_comfy.faults, which is not available: {exc}", file=sys.stderr)
             return 3

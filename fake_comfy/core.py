@@ -15,12 +15,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from fake_comfy.events import EventBus, ServerEvent
-from fake_comfy.execution_order import execution_order
-from fake_comfy.ledger import Ledger, task_tag
-from fake_comfy.nodes import NODE_CLASSES, NodeClass, NodeFailure, NodePlan, OutputFile
-from fake_comfy.validation import coerce_inputs, is_link, validate_prompt
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
+from comfy_chaos.fake_comfy.execution_order import execution_order
+from comfy_chaos.fake_comfy.ledger import Ledger, task_tag
+from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, NodeClass, NodeFailure, NodePlan, OutputFile
+from comfy_chaos.fake_comfy.validation import coerce_inputs, is_link, validate_prompt
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 Clock = Callable[[], float]
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")

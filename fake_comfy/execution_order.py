@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fake_comfy.nodes import NodeClass
-from fake_comfy.validation import is_link
+from comfy_chaos.fake_comfy.nodes import NodeClass
+from comfy_chaos.fake_comfy.validation import is_link
 
 
 class _Schedule:

@@ -11,7 +11,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from fake_comfy.png import solid_png
+from comfy_chaos.fake_comfy.png import solid_png
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import structlog
 from aiohttp import WSMsgType, web
 
-from fake_comfy.config import FakeConfig
-from fake_comfy.core import ComfyCore
-from fake_comfy.events import EventBus, ServerEvent
-from fake_comfy.ledger import Ledger
-from fake_comfy.nodes import NODE_CLASSES, OutputFile
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy.config import FakeConfig
+from comfy_chaos.fake_comfy.core import ComfyCore
+from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
+from comfy_chaos.fake_comfy.ledger import Ledger
+from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 if TYPE_CHECKING:
-    from fake_comfy.faults import FaultEngine
+    from comfy_chaos.fake_comfy.faults import FaultEngine
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from fake_comfy.nodes import NodeClass
+from comfy_chaos.fake_comfy.nodes import NodeClass
 
 
 @dataclass(slots=True)

@@ -9,8 +9,8 @@ A regression is, for a (scenario, client) present in both files:
     tolerance (default +50 % and +0.5 s, scenario seconds).
 Several results for one pair (repeats) are merged: problems united, worst verdict, max p95.
 
-    python -m harness.baseline compare results.json baseline.json   # exit 1 on regressions
-    python -m harness.baseline write results.json baseline.json
+    python -m comfy_chaos.harness.baseline compare results.json baseline.json   # exit 1 on regressions
+    python -m comfy_chaos.harness.baseline write results.json baseline.json
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.results import ResultsError, ResultsFile, ScenarioResult, load_results, save_results
-from harness.scoring import task_sort_key
+from comfy_chaos.harness.results import ResultsError, ResultsFile, ScenarioResult, load_results, save_results
+from comfy_chaos.harness.scoring import task_sort_key
 
 _VERDICT_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
 
@@ -175,7 +175,7 @@ def write_baseline(results: ResultsFile | Iterable[ScenarioResult] | str | Path,
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0: no regressions (or written); 1: regressions; 3: usage or unreadable file."""
-    parser = argparse.ArgumentParser(prog="python -m harness.baseline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m comfy_chaos.harness.baseline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     cmp_ = sub.add_parser("compare", help="list regressions of RESULTS against BASELINE")
     cmp_.add_argument("results")

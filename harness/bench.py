@@ -18,9 +18,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.report.matrix import build_matrix
-from harness.report.terminal import format_table
-from harness.results import ResultsFile, ScenarioResult
+from comfy_chaos.harness.report.matrix import build_matrix
+from comfy_chaos.harness.report.terminal import format_table
+from comfy_chaos.harness.results import ResultsFile, ScenarioResult
 
 DEFAULT_CLIENTS = ("reference", "seed", "naive")
 SEED_STRIDE = 1000  # --seeds N: the scenario's own seed, then seed + 1000, seed + 2000, …
@@ -177,7 +177,7 @@ def seeds_for(base: int, *, count: int | None, explicit: list[int] | None) -> li
 
 
 def _parser() -> argparse.ArgumentParser:
-    from harness.run_cli import DEFAULT_REPORT_DIR, _Parser
+    from comfy_chaos.harness.run_cli import DEFAULT_REPORT_DIR, _Parser
 
     parser = _Parser(prog="comfy-chaos bench", description="Run scenarios × clients × seeds and print the matrix.")
     parser.add_argument("paths", nargs="*", help="scenario files or directories (default: the scenarios/ suite)")
@@ -198,9 +198,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Exit 0 when every run passed, 1 when any failed, 2 inconclusive only, 3 usage."""
-    from harness.cli import EXIT_INCONCLUSIVE, EXIT_USAGE
-    from harness.run_cli import UsageError, _check_clients, _configure_logging, _default_paths, _execute, _exit_code
-    from harness.suite import load_all
+    from comfy_chaos.harness.cli import EXIT_INCONCLUSIVE, EXIT_USAGE
+    from comfy_chaos.harness.run_cli import UsageError, _check_clients, _configure_logging, _default_paths, _execute, _exit_code
+    from comfy_chaos.harness.suite import load_all
 
     try:
         args = _parser().parse_args(argv)
@@ -241,7 +241,7 @@ def main(argv: list[str]) -> int:
     scales = {e.scenario.name: args.time_scale or e.scenario.time_scale for e in chosen}
     totals = client_totals(results, scales)
     write_bench_report(results, totals, args.report_dir, clients=clients)
-    from harness.report import render_matrix
+    from comfy_chaos.harness.report import render_matrix
 
     print()
     print(render_matrix(results), end="")
@@ -255,9 +255,9 @@ def main(argv: list[str]) -> int:
 def write_bench_report(results: list[ScenarioResult], totals: list[ClientTotals], out_dir: str | Path,
                        *, clients: list[str]) -> Path:
     """results.json (with the totals under `run.bench`) and index.html (matrix + totals)."""
-    from harness.report import write_html_report
-    from harness.results import save_results
-    from harness.suite import run_info
+    from comfy_chaos.harness.report import write_html_report
+    from comfy_chaos.harness.results import save_results
+    from comfy_chaos.harness.suite import run_info
 
     run = run_info(runner="comfy-chaos bench", clients=", ".join(clients))
     run["bench"] = {"client_totals": [t.to_dict() for t in totals], "notes": unscaled_notes(totals)}

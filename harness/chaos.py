@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fake_comfy.faults.spec import FaultSpec
+from comfy_chaos.fake_comfy.faults.spec import FaultSpec
 
 Generator = Callable[[random.Random, str], dict[str, Any]]
 

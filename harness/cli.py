@@ -16,13 +16,13 @@ EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE = 0, 1, 2, 3
 
 #: subcommand → (module with `main`, one-line help). `run_cli.main` also takes the name.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("harness.run_cli", "run scenarios × clients, print a summary, write the report"),
-    "replay": ("harness.run_cli", "run one scenario with a given seed"),
-    "report": ("harness.run_cli", "re-render the HTML report from a results JSON"),
-    "bench": ("harness.bench", "scenarios × clients × seeds: the comparison matrix"),
-    "shrink": ("harness.shrink", "reduce a failing scenario's faults to a minimal regression"),
-    "serve": ("fake_comfy.cli", "run the fake ComfyUI server standalone"),
-    "toxiproxy": ("harness.toxiproxy.cli", "run the bundled Toxiproxy-compatible server"),
+    "run": ("comfy_chaos.harness.run_cli", "run scenarios × clients, print a summary, write the report"),
+    "replay": ("comfy_chaos.harness.run_cli", "run one scenario with a given seed"),
+    "report": ("comfy_chaos.harness.run_cli", "re-render the HTML report from a results JSON"),
+    "bench": ("comfy_chaos.harness.bench", "scenarios × clients × seeds: the comparison matrix"),
+    "shrink": ("comfy_chaos.harness.shrink", "reduce a failing scenario's faults to a minimal regression"),
+    "serve": ("comfy_chaos.fake_comfy.cli", "run the fake ComfyUI server standalone"),
+    "toxiproxy": ("comfy_chaos.harness.toxiproxy.cli", "run the bundled Toxiproxy-compatible server"),
 }
 
 _RUN_CLI_COMMANDS = {"run", "replay", "report"}

@@ -5,7 +5,7 @@ everything here is harmless outside `scenarios/`: it adds options, registers the
 Toxiproxy fixtures (lazy, nothing starts unless a test asks for them), and collects
 YAML files only under a directory whose conftest opts in with
 
-    from harness.pytest_plugin import pytest_collect_file   # scenarios/conftest.py
+    from comfy_chaos.harness.pytest_plugin import pytest_collect_file   # scenarios/conftest.py
 
 Each scenario file gives one item per `--client`. Items run on one event loop per pytest
 process with one Toxiproxy backend, resolved at the first scenario item and stopped at
@@ -47,9 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _ChaosState(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "comfy_chaos_state")
-    if find_spec("harness.toxiproxy") is not None and find_spec("harness.toxiproxy.fixtures") is not None:
-        if not config.pluginmanager.has_plugin("harness.toxiproxy.fixtures"):
-            config.pluginmanager.import_plugin("harness.toxiproxy.fixtures")
+    if find_spec("comfy_chaos.harness.toxiproxy") is not None and find_spec("comfy_chaos.harness.toxiproxy.fixtures") is not None:
+        if not config.pluginmanager.has_plugin("comfy_chaos.harness.toxiproxy.fixtures"):
+            config.pluginmanager.import_plugin("comfy_chaos.harness.toxiproxy.fixtures")
 
 
 def collect_scenario_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -117,14 +117,14 @@ class _ChaosState:
 
     async def get_harness(self) -> Any:
         if self.harness is None:
-            from harness.runner import Harness
+            from comfy_chaos.harness.runner import Harness
 
             report_dir = self.config.getoption("chaos_report_dir")
             log_dir = None
             if report_dir:
                 import logging
 
-                from harness.eventlog import configure
+                from comfy_chaos.harness.eventlog import configure
 
                 configure(logging.WARNING)  # captured per run; pytest shows only warnings
                 log_dir = Path(report_dir) / "logs"
@@ -147,8 +147,8 @@ class _ChaosState:
 
     def finish(self) -> str | None:
         """Write the report and check the baseline; returns a failure message or None."""
-        from harness.results import ScenarioResult
-        from harness.suite import run_info, write_report
+        from comfy_chaos.harness.results import ScenarioResult
+        from comfy_chaos.harness.suite import run_info, write_report
 
         results = [ScenarioResult.from_dict(r) for r in self.results]
         report_dir = self.config.getoption("chaos_report_dir")
@@ -157,7 +157,7 @@ class _ChaosState:
             self.summary.append(f"comfy-chaos: results written to {path} and {Path(report_dir) / 'index.html'}")
         baseline = self.config.getoption("chaos_baseline")
         if baseline:
-            from harness.baseline import check_baseline
+            from comfy_chaos.harness.baseline import check_baseline
 
             problems = check_baseline(results, baseline)
             if problems:
@@ -170,7 +170,7 @@ class _ChaosState:
 
 class ScenarioFile(pytest.File):
     def collect(self) -> list[pytest.Item]:
-        from harness.scenario import ScenarioError, load_scenario
+        from comfy_chaos.harness.scenario import ScenarioError, load_scenario
 
         try:
             scenario = load_scenario(self.path)
@@ -214,8 +214,8 @@ class ScenarioItem(pytest.Item):
         self.client = client
 
     def runtest(self) -> None:
-        from harness.adapters import AdapterError
-        from harness.suite import run_one
+        from comfy_chaos.harness.adapters import AdapterError
+        from comfy_chaos.harness.suite import run_one
 
         state: _ChaosState = self.config.stash[_STATE]
         seed = self.config.getoption("chaos_seed")

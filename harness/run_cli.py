@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.cli import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_USAGE
+from comfy_chaos.harness.cli import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_USAGE
 
 DEFAULT_REPORT_DIR = "comfy-chaos-report"
 
@@ -30,7 +30,7 @@ def _configure_logging(verbosity: int) -> None:
     events are also captured in its own JSON-lines file (`harness.eventlog`)."""
     import logging
 
-    from harness.eventlog import configure
+    from comfy_chaos.harness.eventlog import configure
 
     configure([logging.ERROR, logging.WARNING, logging.INFO][min(verbosity, 2)] if verbosity < 3 else logging.DEBUG)
 
@@ -93,14 +93,14 @@ def _report_parser() -> argparse.ArgumentParser:
 
 
 def _default_paths() -> list[Path]:
-    from harness.suite import DEFAULT_SUITE
+    from comfy_chaos.harness.suite import DEFAULT_SUITE
 
     local = Path("scenarios")
     return [local if local.is_dir() else DEFAULT_SUITE]
 
 
 def _check_clients(clients: list[str]) -> None:
-    from harness.adapters import AdapterError, load_adapter
+    from comfy_chaos.harness.adapters import AdapterError, load_adapter
 
     for client in clients:
         try:
@@ -110,7 +110,7 @@ def _check_clients(clients: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.suite import load_all
+    from comfy_chaos.harness.suite import load_all
 
     _configure_logging(args.verbose)
     if args.jobs < 1:
@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from harness.scenario import ScenarioError, load_scenario
+    from comfy_chaos.harness.scenario import ScenarioError, load_scenario
 
     _configure_logging(args.verbose)
     path = Path(args.file)
@@ -167,8 +167,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.results import ResultsError, load_results
-    from harness.suite import render_html
+    from comfy_chaos.harness.results import ResultsError, load_results
+    from comfy_chaos.harness.suite import render_html
 
     try:
         results_file = load_results(args.results)
@@ -200,8 +200,8 @@ async def _execute_async(
     jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
     log_dir: Path | None = None,
 ) -> list[Any]:
-    from harness.runner import Harness
-    from harness.suite import run_one
+    from comfy_chaos.harness.runner import Harness
+    from comfy_chaos.harness.suite import run_one
 
     limit = asyncio.Semaphore(parallel)
     results: list[Any] = [None] * len(jobs)
@@ -241,7 +241,7 @@ def _progress_line(result: Any, wall_s: float) -> str:
 
 
 def _print_summary(results: list[Any]) -> None:
-    from harness.report import render_summary
+    from comfy_chaos.harness.report import render_summary
 
     print()
     print(render_summary(results, reasons=False), end="")
@@ -249,13 +249,13 @@ def _print_summary(results: list[Any]) -> None:
 
 def _write_outputs(results: list[Any], args: argparse.Namespace, *, command: str) -> int:
     """Report, baseline check and baseline writing; EXIT_FAIL on a regression."""
-    from harness.suite import run_info, write_report
+    from comfy_chaos.harness.suite import run_info, write_report
 
     path = write_report(results, args.report_dir, run_info(runner=f"comfy-chaos {command}"))
     print(f"comfy-chaos: report written to {Path(args.report_dir) / 'index.html'} and {path}")
     code = EXIT_PASS
     if getattr(args, "baseline", None):
-        from harness.baseline import check_baseline
+        from comfy_chaos.harness.baseline import check_baseline
 
         problems = check_baseline(results, args.baseline)
         if problems:
@@ -266,7 +266,7 @@ def _write_outputs(results: list[Any], args: argparse.Namespace, *, command: str
         else:
             print(f"comfy-chaos: no regression against {args.baseline}")
     if getattr(args, "write_baseline", None):
-        from harness.baseline import write_baseline
+        from comfy_chaos.harness.baseline import write_baseline
 
         write_baseline(results, args.write_baseline)
         print(f"comfy-chaos: baseline written to {args.write_baseline}")

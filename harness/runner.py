@@ -24,12 +24,12 @@ from typing import Any
 
 import structlog
 
-from harness.adapters import load_adapter
-from harness.adapters.base import AdapterSession, ClientAdapter, Task
-from harness.eventlog import RunLog, log_path
-from harness.record import AdapterInfo, RunRecord
-from harness.scenario import Scenario
-from harness.schedule import plan_heal, time_triggered_end, toxic_name
+from comfy_chaos.harness.adapters import load_adapter
+from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task
+from comfy_chaos.harness.eventlog import RunLog, log_path
+from comfy_chaos.harness.record import AdapterInfo, RunRecord
+from comfy_chaos.harness.scenario import Scenario
+from comfy_chaos.harness.schedule import plan_heal, time_triggered_end, toxic_name
 
 __all__ = ["RunRecord", "RunError", "Harness", "run_scenario"]
 
@@ -63,7 +63,7 @@ class Harness:
         self.backend_info: dict[str, Any] = {}
 
     async def __aenter__(self) -> Harness:
-        from harness.toxiproxy import resolve_backend
+        from comfy_chaos.harness.toxiproxy import resolve_backend
 
         if self._url is None:
             self._backend = await resolve_backend()
@@ -213,11 +213,11 @@ class _Run:
         return self.record
 
     async def _start(self) -> str:
-        from fake_comfy import FakeComfy, FakeConfig
-        from harness.toxiproxy import ToxiproxyControl
+        from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+        from comfy_chaos.harness.toxiproxy import ToxiproxyControl
 
         if self.specs:
-            from fake_comfy.faults import FaultEngine, FaultSchedule
+            from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
             self.engine = FaultEngine(
                 FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale
@@ -388,7 +388,7 @@ class _Run:
         stats.update(totals)
 
     async def _feed(self) -> None:
-        from fake_comfy.ledger import tag_workflow
+        from comfy_chaos.fake_comfy.ledger import tag_workflow
 
         for planned in sorted(self.plan, key=lambda p: (p.due, p.index)):
             delay = self.t0 + planned.due * self.time_scale - self.clock()

@@ -4,8 +4,8 @@ A scenario (Contract 7 in `docs/architecture.md`) says what workload a client ru
 faults hit it on one timeline, and the bar it must meet. Loading validates everything and
 reports every problem as ``<file>: <field path>: expected <what>, got <value>``.
 
-    python -m harness.scenario --schema > scenarios/scenario.schema.json
-    python -m harness.scenario scenarios/*.yaml          # validate files
+    python -m comfy_chaos.harness.scenario --schema > scenarios/scenario.schema.json
+    python -m comfy_chaos.harness.scenario scenarios/*.yaml          # validate files
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from fake_comfy.faults.spec import FaultSpec
-from harness import workflows
-from harness.chaos import Chaos, expand
+from comfy_chaos.fake_comfy.faults.spec import FaultSpec
+from comfy_chaos.harness import workflows
+from comfy_chaos.harness.chaos import Chaos, expand
 
 SCHEMA_ID = "https://comfy-chaos.invalid/scenario.schema.json"
 
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(schema_text())
         return 0
     if not argv or argv[0].startswith("-"):
-        sys.stderr.write("usage: python -m harness.scenario --schema | FILE...\n")
+        sys.stderr.write("usage: python -m comfy_chaos.harness.scenario --schema | FILE...\n")
         return 3
     status = 0
     for name in argv:

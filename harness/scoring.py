@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.results import ConnSpan, FaultMark, ScenarioResult, TaskScore
+from comfy_chaos.harness.results import ConnSpan, FaultMark, ScenarioResult, TaskScore
 
 FINAL_OUTCOMES = ("success", "error", "interrupted")
 """Server outcomes that mean the prompt finished (the client must report it)."""
@@ -622,7 +622,7 @@ def _schedule(scenario: Mapping[str, Any]) -> list[Any]:
     chaos = scenario.get("chaos")
     if not isinstance(chaos, Mapping):
         return faults
-    from harness.chaos import Chaos, expand
+    from comfy_chaos.harness.chaos import Chaos, expand
 
     try:
         workload = scenario.get("workload") or {}

@@ -22,8 +22,8 @@ from typing import Any
 import structlog
 import yaml
 
-from fake_comfy.faults.spec import FaultSpec
-from harness.scenario import Scenario
+from comfy_chaos.fake_comfy.faults.spec import FaultSpec
+from comfy_chaos.harness.scenario import Scenario
 
 log = structlog.get_logger(__name__)
 
@@ -150,7 +150,7 @@ def regression_scenario(scenario: Scenario, shrunk: list[FaultSpec], *, client: 
 
 def write_regression(data: dict[str, Any], out_dir: str | Path) -> Path:
     """Write the regression scenario as `<out_dir>/<name>.yaml` (validated by loading it back)."""
-    from harness.scenario import load_scenario
+    from comfy_chaos.harness.scenario import load_scenario
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ async def shrink(
     progress: Progress = lambda _: None,
 ) -> ShrinkResult:
     """Shrink `scenario`'s fault schedule (chaos expanded from `seed`) for `client`."""
-    from harness.suite import run_one
+    from comfy_chaos.harness.suite import run_one
 
     seeded = scenario.model_copy(update={"seed": seed})
     original = seeded.fault_schedule()
@@ -212,9 +212,9 @@ async def shrink(
 def main(argv: list[str]) -> int:
     """`comfy-chaos shrink FILE --client X --seed N [--out DIR] [--replays 3]`: exit 0 with a
     regression written, 2 when the failure does not reproduce on every replay, 3 on bad input."""
-    from harness.cli import EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_USAGE
-    from harness.run_cli import UsageError, _check_clients, _configure_logging, _Parser
-    from harness.scenario import ScenarioError, load_scenario
+    from comfy_chaos.harness.cli import EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_USAGE
+    from comfy_chaos.harness.run_cli import UsageError, _check_clients, _configure_logging, _Parser
+    from comfy_chaos.harness.scenario import ScenarioError, load_scenario
 
     parser = _Parser(prog="comfy-chaos shrink", description="Shrink a failing fault schedule into a regression scenario.")
     parser.add_argument("file", help="the scenario file (a chaos: scenario or any with faults:)")
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> int:
     _configure_logging(args.verbose)
 
     async def go() -> ShrinkResult:
-        from harness.runner import Harness
+        from comfy_chaos.harness.runner import Harness
 
         async with Harness() as harness:
             return await shrink(scenario, args.client, seed=args.seed, harness=harness, replays=args.replays,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.results import ResultsFile, ScenarioResult, save_results
-from harness.runner import Harness, RunError
-from harness.scenario import Scenario, ScenarioError, load_scenario
-from harness.scoring import score
+from comfy_chaos.harness.results import ResultsFile, ScenarioResult, save_results
+from comfy_chaos.harness.runner import Harness, RunError
+from comfy_chaos.harness.scenario import Scenario, ScenarioError, load_scenario
+from comfy_chaos.harness.scoring import score
 
 DEFAULT_SUITE = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -86,6 +86,6 @@ def write_report(results: list[ScenarioResult], out_dir: str | Path, run: dict[s
 
 
 def render_html(results_file: ResultsFile, out_dir: Path) -> None:
-    from harness.report import write_html_report
+    from comfy_chaos.harness.report import write_html_report
 
     write_html_report(out_dir, results_file)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import cli
+from comfy_chaos.harness import cli
 
 
 def test_no_command_prints_usage_and_exits_3(capsys: pytest.CaptureFixture[str]) -> None:

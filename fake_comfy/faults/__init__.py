@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fake_comfy.faults.kinds import KINDS
-from fake_comfy.faults.loader import load_schedule
-from fake_comfy.faults.spec import FaultConfigError, FaultSchedule, FaultSpec, Target, Trigger
+from comfy_chaos.fake_comfy.faults.kinds import KINDS
+from comfy_chaos.fake_comfy.faults.loader import load_schedule
+from comfy_chaos.fake_comfy.faults.spec import FaultConfigError, FaultSchedule, FaultSpec, Target, Trigger
 
 if TYPE_CHECKING:
-    from fake_comfy.faults.engine import FaultEngine
+    from comfy_chaos.fake_comfy.faults.engine import FaultEngine
 
 __all__ = [
     "KINDS",
@@ -28,7 +28,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "FaultEngine":
-        from fake_comfy.faults.engine import FaultEngine
+        from comfy_chaos.fake_comfy.faults.engine import FaultEngine
 
         return FaultEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import structlog
 
-from fake_comfy.events import ServerEvent
-from fake_comfy.faults import http as http_faults
-from fake_comfy.faults.kinds import (
+from comfy_chaos.fake_comfy.events import ServerEvent
+from comfy_chaos.fake_comfy.faults import http as http_faults
+from comfy_chaos.fake_comfy.faults.kinds import (
     KINDS,
     Binary,
     Send,
@@ -27,8 +27,8 @@ from fake_comfy.faults.kinds import (
     noise_binary_frame,
     noise_frame,
 )
-from fake_comfy.faults.spec import FaultSchedule, FaultSpec
-from fake_comfy.faults.triggers import (
+from comfy_chaos.fake_comfy.faults.spec import FaultSchedule, FaultSpec
+from comfy_chaos.fake_comfy.faults.triggers import (
     EVENT_TRIGGERS,
     Filter,
     connect_matches_trigger,
@@ -36,7 +36,7 @@ from fake_comfy.faults.triggers import (
     frame_matches_trigger,
     resolve_filter,
 )
-from fake_comfy.wire import OutFrame, WsConn
+from comfy_chaos.fake_comfy.wire import OutFrame, WsConn
 
 if TYPE_CHECKING:
     from aiohttp import web

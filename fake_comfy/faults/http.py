@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from fake_comfy.faults.engine import FaultEngine, _State
+    from comfy_chaos.fake_comfy.faults.engine import FaultEngine, _State
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 Category = Literal["frame", "message", "connection", "http", "server", "network"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from fake_comfy.faults.spec import FaultConfigError, FaultSchedule
+from comfy_chaos.fake_comfy.faults.spec import FaultConfigError, FaultSchedule
 
 
 class _Yaml12Loader(yaml.SafeLoader):

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from fake_comfy.faults.kinds import KINDS, Params
+from comfy_chaos.fake_comfy.faults.kinds import KINDS, Params
 
 TriggerOn = Literal[
     "message", "frame", "node_start", "task_start", "task_complete", "connect", "reconnect"

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from fake_comfy.events import ServerEvent
-from fake_comfy.faults.spec import Target, Trigger
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy.events import ServerEvent
+from comfy_chaos.fake_comfy.faults.spec import Target, Trigger
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 FINAL_EXECUTING = "executing:null"
 

@@ -9,7 +9,7 @@
 * `cmd:<command line>` — a child process speaking JSON lines (docs/adapters.md);
 * `py:<module>:<Class>` — an in-process adapter class that is not registered;
 * `isolated:<spec>` — an in-process adapter (a name or `py:...`) run in a child process
-  through `python -m harness.adapters.subprocess_host <spec>`.
+  through `python -m comfy_chaos.harness.adapters.subprocess_host <spec>`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from harness.adapters.base import AdapterSession, ClientAdapter, Task
+from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task
 
 __all__ = ["AdapterSession", "ClientAdapter", "Task", "AdapterError", "load_adapter", "registered"]
 
@@ -30,9 +30,9 @@ GROUP = "comfy_chaos.clients"
 
 # Used when the project is not (re)installed, so its entry points are missing or stale.
 _BUILTIN = {
-    "reference": "harness.adapters.builtin:ReferenceAdapter",
-    "seed": "harness.adapters.builtin:SeedAdapter",
-    "naive": "harness.adapters.naive:NaiveAdapter",
+    "reference": "comfy_chaos.harness.adapters.builtin:ReferenceAdapter",
+    "seed": "comfy_chaos.harness.adapters.builtin:SeedAdapter",
+    "naive": "comfy_chaos.harness.adapters.naive:NaiveAdapter",
 }
 
 
@@ -69,7 +69,7 @@ def _missing(requirement: str, root: Path) -> str | None:
 
 
 def _from_registry(name: str, entry: dict[str, Any], root: Path) -> Any:
-    from harness.adapters.subprocess import SubprocessAdapter
+    from comfy_chaos.harness.adapters.subprocess import SubprocessAdapter
 
     where = f"{REGISTRY}: [{name}]"
     cmd = entry.get("cmd")
@@ -93,7 +93,7 @@ def registered() -> dict[str, str]:
 
 
 def load_adapter(spec: str) -> ClientAdapter:
-    from harness.adapters.subprocess import SubprocessAdapter
+    from comfy_chaos.harness.adapters.subprocess import SubprocessAdapter
 
     if spec.startswith("cmd:"):
         command = spec[len("cmd:"):].strip()
@@ -110,7 +110,7 @@ def load_adapter(spec: str) -> ClientAdapter:
             raise AdapterError(
                 f"--client {spec}: no in-process adapter named {inner!r} (known: {', '.join(sorted(registered()))})"
             )
-        return SubprocessAdapter([sys.executable, "-m", "harness.adapters.subprocess_host", inner], name=spec)
+        return SubprocessAdapter([sys.executable, "-m", "comfy_chaos.harness.adapters.subprocess_host", inner], name=spec)
     target = spec[len("py:"):] if spec.startswith("py:") else registered().get(spec)
     if target is None:
         external = subprocess_registry()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from harness.record import AdapterInfo
+from comfy_chaos.harness.record import AdapterInfo
 
 Clock = Callable[[], float]
 Sink = Callable[[dict[str, Any]], None]

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from harness.adapters.base import AdapterSession, Task
+from comfy_chaos.harness.adapters.base import AdapterSession, Task
 
 if TYPE_CHECKING:
-    from client import ClientConfig, ComfyClient
+    from comfy_chaos.client import ClientConfig, ComfyClient
 
 log = structlog.get_logger(__name__)
 
@@ -24,12 +24,12 @@ class ReferenceAdapter:
     scalable = True
 
     def config(self) -> ClientConfig:
-        from client import ClientConfig
+        from comfy_chaos.client import ClientConfig
 
         return ClientConfig.reference()
 
     async def run(self, session: AdapterSession) -> None:
-        from client import ComfyClient
+        from comfy_chaos.client import ComfyClient
 
         config = self.config().scaled(session.time_scale)
         session.ready(self.name, _client_version(), caps=["reconnect", "poll", "reconcile"])
@@ -81,7 +81,7 @@ class SeedAdapter(ReferenceAdapter):
     name = "seed"
 
     def config(self) -> ClientConfig:
-        from client import ClientConfig
+        from comfy_chaos.client import ClientConfig
 
         return ClientConfig.seed()
 

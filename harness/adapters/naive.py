@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from harness.adapters.base import AdapterSession, Task
+from comfy_chaos.harness.adapters.base import AdapterSession, Task
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from harness.adapters.base import AdapterSession
+from comfy_chaos.harness.adapters.base import AdapterSession
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """Run any in-process adapter behind the JSON-lines protocol (docs/adapters.md).
 
-    python -m harness.adapters.subprocess_host reference
+    python -m comfy_chaos.harness.adapters.subprocess_host reference
 
 This isolates a Python client in its own process (the harness then measures its exit
 code, CPU time and hangs) and is a complete example of the protocol's adapter side.
@@ -16,8 +16,8 @@ from typing import Any
 
 import structlog
 
-from harness.adapters import load_adapter
-from harness.adapters.base import AdapterSession, Task
+from comfy_chaos.harness.adapters import load_adapter
+from comfy_chaos.harness.adapters.base import AdapterSession, Task
 
 _PASS_THROUGH = {"submitted", "result", "note", "done"}
 
@@ -123,7 +123,7 @@ async def host(name: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m harness.adapters.subprocess_host <adapter name>", file=sys.stderr)
+        print("usage: python -m comfy_chaos.harness.adapters.subprocess_host <adapter name>", file=sys.stderr)
         return 3
     _reserve_stdout()
     return asyncio.run(host(argv[0]))

@@ -16,10 +16,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.report.matrix import build_matrix
-from harness.report.terminal import COLUMNS, format_cell
-from harness.results import ResultsFile, ScenarioResult, TaskScore
-from harness.scoring import merge_windows
+from comfy_chaos.harness.report.matrix import build_matrix
+from comfy_chaos.harness.report.terminal import COLUMNS, format_cell
+from comfy_chaos.harness.results import ResultsFile, ScenarioResult, TaskScore
+from comfy_chaos.harness.scoring import merge_windows
 
 MAX_LANES = 80
 MAX_FRAME_TASKS = 20

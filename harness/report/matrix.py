@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from harness.report.terminal import format_table
-from harness.results import ScenarioResult
+from comfy_chaos.harness.report.terminal import format_table
+from comfy_chaos.harness.results import ScenarioResult
 
 PROBLEM_METRICS = (
     ("lost", "lost"),

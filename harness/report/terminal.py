@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.results import ScenarioResult
+from comfy_chaos.harness.results import ScenarioResult
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("tasks", "tasks"),

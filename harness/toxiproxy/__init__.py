@@ -2,9 +2,9 @@
 
 Contract 4 in docs/architecture.md; how backends are chosen is in docs/toxiproxy.md.
 """
-from harness.toxiproxy.backend import Backend, resolve_backend
-from harness.toxiproxy.control import ProxyInfo, ToxicInfo, ToxiproxyControl, ToxiproxyError
-from harness.toxiproxy.server import ToxiproxyServer
+from comfy_chaos.harness.toxiproxy.backend import Backend, resolve_backend
+from comfy_chaos.harness.toxiproxy.control import ProxyInfo, ToxicInfo, ToxiproxyControl, ToxiproxyError
+from comfy_chaos.harness.toxiproxy.server import ToxiproxyServer
 
 __all__ = [
     "Backend",

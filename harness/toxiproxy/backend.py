@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import structlog
 
-from harness.toxiproxy.cli import READY_PREFIX
-from harness.toxiproxy.control import ToxiproxyControl, ToxiproxyError
-from harness.toxiproxy.server import VERSION, ToxiproxyServer
+from comfy_chaos.harness.toxiproxy.cli import READY_PREFIX
+from comfy_chaos.harness.toxiproxy.control import ToxiproxyControl, ToxiproxyError
+from comfy_chaos.harness.toxiproxy.server import VERSION, ToxiproxyServer
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +140,7 @@ async def _wait_api(url: str, proc: asyncio.subprocess.Process, output: list[str
 
 
 async def _start_bundled_subprocess(seed: int | None, timeout: float) -> Backend:
-    args = [sys.executable, "-m", "harness.toxiproxy.cli", "--host", "127.0.0.1", "--port", "0"]
+    args = [sys.executable, "-m", "comfy_chaos.harness.toxiproxy.cli", "--host", "127.0.0.1", "--port", "0"]
     if seed is not None:
         args += ["--seed", str(seed)]
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)

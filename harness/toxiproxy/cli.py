@@ -13,7 +13,7 @@ import sys
 
 import structlog
 
-from harness.toxiproxy.server import VERSION, ToxiproxyServer
+from comfy_chaos.harness.toxiproxy.server import VERSION, ToxiproxyServer
 
 log = structlog.get_logger(__name__)
 READY_PREFIX = "comfy-chaos toxiproxy listening on "

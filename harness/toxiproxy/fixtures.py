@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness.toxiproxy.backend import Backend, resolve_backend
+from comfy_chaos.harness.toxiproxy.backend import Backend, resolve_backend
 
 T = TypeVar("T")
 START_TIMEOUT = 30.0

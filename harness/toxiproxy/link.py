@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from harness.toxiproxy.model import ToxicDef
-from harness.toxiproxy.stub import Channel, Chunk, Interrupted, Stub
-from harness.toxiproxy.toxics import PIPES, noop
+from comfy_chaos.harness.toxiproxy.model import ToxicDef
+from comfy_chaos.harness.toxiproxy.stub import Channel, Chunk, Interrupted, Stub
+from comfy_chaos.harness.toxiproxy.toxics import PIPES, noop
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.toxiproxy.gojson import Float32, GoJSONError, json_kind, loads, to_float32
+from comfy_chaos.harness.toxiproxy.gojson import Float32, GoJSONError, json_kind, loads, to_float32
 
 
 class ApiError(Exception):

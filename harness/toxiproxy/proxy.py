@@ -8,8 +8,8 @@ from typing import Any
 
 import structlog
 
-from harness.toxiproxy.link import Connection, SocketEnd
-from harness.toxiproxy.model import DOWNSTREAM, UPSTREAM, ApiError, ToxicDef, join_host_port, split_host_port
+from comfy_chaos.harness.toxiproxy.link import Connection, SocketEnd
+from comfy_chaos.harness.toxiproxy.model import DOWNSTREAM, UPSTREAM, ApiError, ToxicDef, join_host_port, split_host_port
 
 log = structlog.get_logger(__name__)
 

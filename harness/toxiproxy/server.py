@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from harness.toxiproxy import gojson
-from harness.toxiproxy.model import (
+from comfy_chaos.harness.toxiproxy import gojson
+from comfy_chaos.harness.toxiproxy.model import (
     PROXY_EXISTS,
     PROXY_NOT_FOUND,
     TOXIC_NOT_FOUND,
@@ -31,7 +31,7 @@ from harness.toxiproxy.model import (
     parse_proxy,
     parse_toxic_update,
 )
-from harness.toxiproxy.proxy import Proxy
+from comfy_chaos.harness.toxiproxy.proxy import Proxy
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from harness.toxiproxy.stub import TIMED_OUT, Chunk, Interrupted, Stub
+from comfy_chaos.harness.toxiproxy.stub import TIMED_OUT, Chunk, Interrupted, Stub
 
 Pipe = Callable[[Stub, dict[str, int]], Awaitable[None]]
 

@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from fake_comfy import FakeComfy, FakeConfig
-from fake_comfy.ledger import tag_workflow
-from harness import workflows
-from harness.adapters import AdapterError, load_adapter, subprocess_registry
-from harness.adapters.base import AdapterSession, Task
-from harness.adapters.subprocess import SubprocessAdapter
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.ledger import tag_workflow
+from comfy_chaos.harness import workflows
+from comfy_chaos.harness.adapters import AdapterError, load_adapter, subprocess_registry
+from comfy_chaos.harness.adapters.base import AdapterSession, Task
+from comfy_chaos.harness.adapters.subprocess import SubprocessAdapter
 
 RUN_TIMEOUT_S = 60.0
 SEED = 7

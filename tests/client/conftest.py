@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from fake_comfy import FakeComfy, FakeConfig
-from fake_comfy.faults import FaultEngine, FaultSchedule
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
 
 @pytest.fixture

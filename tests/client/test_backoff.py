@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from client.backoff import BackoffPolicy, ReconnectSchedule
-from client.config import ClientConfig
+from comfy_chaos.client.backoff import BackoffPolicy, ReconnectSchedule
+from comfy_chaos.client.config import ClientConfig
 
 
 def test_seed_numbers_with_pending_tasks():

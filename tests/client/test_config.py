@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from client.config import ClientConfig
+from comfy_chaos.client.config import ClientConfig
 
 
 def test_scaled_multiplies_every_duration_and_nothing_else():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from client.history import history_entry, outcome_from_history
+from comfy_chaos.client.history import history_entry, outcome_from_history
 
 TRACES = Path(__file__).resolve().parents[1] / "data" / "comfyui-traces"
 EXPECTED = {"execution_success": "success", "execution_error": "error", "execution_interrupted": "interrupted"}

@@ -7,7 +7,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.sanitize import KNOWN_TYPES, BinaryMessage, Message, sanitize_binary, sanitize_text
+from comfy_chaos.client.sanitize import KNOWN_TYPES, BinaryMessage, Message, sanitize_binary, sanitize_text
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(
     allow_nan=False, allow_infinity=False

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.submit import LookupVerdict, PostVerdict, classify_post, lookup_verdict, queue_prompt_ids
+from comfy_chaos.client.submit import LookupVerdict, PostVerdict, classify_post, lookup_verdict, queue_prompt_ids
 
 PID = "5b9d0a4e-0000-4000-8000-000000000001"
 QUEUE_WITH = {"queue_running": [[3, PID, {}, {}, ["3"]]], "queue_pending": []}

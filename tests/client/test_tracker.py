@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.config import ClientConfig
-from client.sanitize import Message
-from client.tracker import FetchHistory, FetchQueue, ForceReconnect, Phase, Progress, Report, Tracker
+from comfy_chaos.client.config import ClientConfig
+from comfy_chaos.client.sanitize import Message
+from comfy_chaos.client.tracker import FetchHistory, FetchQueue, ForceReconnect, Phase, Progress, Report, Tracker
 
 REF = ClientConfig.reference()
 SEED = ClientConfig.seed()

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 
 @pytest.fixture
 async def server() -> AsyncIterator[FakeComfy]:

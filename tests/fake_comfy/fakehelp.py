@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import aiohttp
 
-from fake_comfy.core import dumps
+from comfy_chaos.fake_comfy.core import dumps
 
 __all__ = ["W_BASIC", "dumps", "finished", "receive_json_until"]
 

@@ -10,7 +10,7 @@ import aiohttp
 
 async def test_serve_prints_url_and_stops_on_sigint(tmp_path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fake_comfy.cli", "--port", "0", "--time-scale", "0", "--seed", "3",
+        sys.executable, "-m", "comfy_chaos.fake_comfy.cli", "--port", "0", "--time-scale", "0", "--seed", "3",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -36,7 +36,7 @@ async def test_bad_faults_file_is_a_clear_usage_error(tmp_path) -> None:
     bad = tmp_path / "faults.yaml"
     bad.write_text("- kind: no-such-kind\n  when: {at: 1}\n")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fake_comfy.cli", "--port", "0", "--faults", str(bad),
+        sys.executable, "-m", "comfy_chaos.fake_comfy.cli", "--port", "0", "--faults", str(bad),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     async with asyncio.timeout(30):

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from tracereplay import TRACES, HttpExchange, Replayer, collapse_runs, load
 
-from fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 
 #: Deliberate differences, by (file, method, path prefix): what the fake answers instead,
 #: as (status, content_type) — reasons in docs/fake_comfy.md.

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from fakehelp import W_BASIC
 
-from fake_comfy.core import HISTORY_LAG, ComfyCore, Step
-from fake_comfy.events import EventBus, ServerEvent
-from fake_comfy.ledger import Ledger, tag_workflow
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy.core import HISTORY_LAG, ComfyCore, Step
+from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
+from comfy_chaos.fake_comfy.ledger import Ledger, tag_workflow
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 
 class Clock:

@@ -7,9 +7,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fake_comfy.core import ComfyCore
-from fake_comfy.events import EventBus
-from fake_comfy.ledger import Ledger
+from comfy_chaos.fake_comfy.core import ComfyCore
+from comfy_chaos.fake_comfy.events import EventBus
+from comfy_chaos.fake_comfy.ledger import Ledger
 
 WORKFLOWS = [
     {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 1}},

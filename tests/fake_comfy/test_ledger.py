@@ -6,7 +6,7 @@ import json
 import pytest
 from fakehelp import W_BASIC
 
-from fake_comfy.ledger import SENT_LIMIT, Ledger, tag_workflow, task_tag
+from comfy_chaos.fake_comfy.ledger import SENT_LIMIT, Ledger, tag_workflow, task_tag
 
 
 def test_tag_workflow_tags_smallest_node_id_on_a_copy() -> None:

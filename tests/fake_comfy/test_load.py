@@ -11,7 +11,7 @@ import resource
 import aiohttp
 import pytest
 
-from fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 
 CLIENTS = 200
 PROMPTS = 1000

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from fakehelp import W_BASIC, finished, receive_json_until
 
-from fake_comfy import FakeComfy, FakeConfig
-from fake_comfy.events import ServerEvent
-from fake_comfy.wire import OutFrame, WsConn
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.events import ServerEvent
+from comfy_chaos.fake_comfy.wire import OutFrame, WsConn
 
 SLOW = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},

@@ -23,8 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from fake_comfy import FakeComfy
-from fake_comfy.png import solid_png
+from comfy_chaos.fake_comfy import FakeComfy
+from comfy_chaos.fake_comfy.png import solid_png
 
 TRACES = Path(__file__).resolve().parents[1] / "data" / "comfyui-traces"
 

@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 from rawws import CLOSE, Frame, RawWs
 
-from fake_comfy import FakeComfy, FakeConfig
-from fake_comfy.faults import FaultEngine, FaultSchedule
-from fake_comfy.ledger import tag_workflow
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
+from comfy_chaos.fake_comfy.ledger import tag_workflow
 
 W_BASIC: dict[str, Any] = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 3368601}},

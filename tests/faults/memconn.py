@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 TRACES = Path(__file__).resolve().parents[1] / "data" / "comfyui-traces"
 

@@ -10,8 +10,8 @@ import pytest
 from fakeserve import connect, is_final, submit, variant
 from rawws import CLOSE
 
-from fake_comfy import FakeComfy, FakeConfig
-from fake_comfy.faults import FaultEngine, FaultSchedule
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
 SERVER_SEED = 7
 HALF = 0.5

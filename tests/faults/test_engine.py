@@ -7,8 +7,8 @@ import json
 import pytest
 from memconn import MemConn, MemServer, binary_frame, recorded_frames, wait_until
 
-from fake_comfy.events import ServerEvent
-from fake_comfy.faults import FaultEngine, FaultSchedule
+from comfy_chaos.fake_comfy.events import ServerEvent
+from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
 FRAMES = recorded_frames()  # 22 frames: status x3, execution_start ... execution_success, status, executing null
 

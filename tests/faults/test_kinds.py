@@ -7,9 +7,9 @@ import struct
 
 import pytest
 
-from fake_comfy.faults import KINDS
-from fake_comfy.faults.kinds import Binary, RawText, Text
-from fake_comfy.wire import OutFrame
+from comfy_chaos.fake_comfy.faults import KINDS
+from comfy_chaos.fake_comfy.faults.kinds import Binary, RawText, Text
+from comfy_chaos.fake_comfy.wire import OutFrame
 
 SUCCESS = '{"type": "execution_success", "data": {"prompt_id": "p-1", "timestamp": 1795807724400}}'
 FRAME = OutFrame(sid="c0", message_type="execution_success", text=SUCCESS, prompt_id="p-1", task_id="t0")

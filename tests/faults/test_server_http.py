@@ -76,7 +76,7 @@ async def test_http_truncate_declares_full_length_sends_less() -> None:
 async def test_prompt_response_lost_but_prompt_queued_and_run() -> None:
     async with serving([{"kind": "prompt_response_lost"}]) as (server, engine):
         await wait_fired(engine)
-        from fake_comfy.ledger import tag_workflow
+        from comfy_chaos.fake_comfy.ledger import tag_workflow
         from fakeserve import W_BASIC
 
         async with aiohttp.ClientSession() as http:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fake_comfy.faults import KINDS, FaultConfigError, FaultSchedule, FaultSpec, load_schedule
+from comfy_chaos.fake_comfy.faults import KINDS, FaultConfigError, FaultSchedule, FaultSpec, load_schedule
 
 CONTRACT_KINDS = {
     "bom", "junk_prefix", "python_repr", "truncate", "garble", "invalid_utf8", "concat",
@@ -29,13 +29,13 @@ def test_fault_model_modules_do_not_import_aiohttp() -> None:
     """spec/kinds/loader (and the faults package) pull in no aiohttp; the parent package's
     own __init__ (the server) is bypassed so that only the fault layer is measured."""
     code = (
-        "import sys, types, pathlib, fake_comfy.wire as _w\n"
+        "import sys, types, pathlib, comfy_chaos.fake_comfy.wire as _w\n"
         "import importlib.util as u\n"
-        "pkg = types.ModuleType('fake_comfy'); pkg.__path__ = [str(pathlib.Path(_w.__file__).parent)]\n"
-        "for name in [m for m in sys.modules if m == 'fake_comfy' or m.startswith(('fake_comfy.', 'aiohttp'))]:\n"
+        "pkg = types.ModuleType('comfy_chaos.fake_comfy'); pkg.__path__ = [str(pathlib.Path(_w.__file__).parent)]\n"
+        "for name in [m for m in sys.modules if m == 'comfy_chaos.fake_comfy' or m.startswith(('comfy_chaos.fake_comfy.', 'aiohttp'))]:\n"
         "    del sys.modules[name]\n"
-        "sys.modules['fake_comfy'] = pkg\n"
-        "import fake_comfy.faults, fake_comfy.faults.spec\n"
+        "sys.modules['comfy_chaos.fake_comfy'] = pkg\n"
+        "import comfy_chaos.fake_comfy.faults, comfy_chaos.fake_comfy.faults.spec\n"
         "assert 'aiohttp' not in sys.modules, sorted(m for m in sys.modules if 'aiohttp' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

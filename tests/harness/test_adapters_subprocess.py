@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.adapters import AdapterError, load_adapter
-from harness.adapters.base import AdapterSession, Task
-from harness.adapters.subprocess import SubprocessAdapter
+from comfy_chaos.harness.adapters import AdapterError, load_adapter
+from comfy_chaos.harness.adapters.base import AdapterSession, Task
+from comfy_chaos.harness.adapters.subprocess import SubprocessAdapter
 
 SCRIPTS = Path(__file__).parent / "adapter_scripts"
 

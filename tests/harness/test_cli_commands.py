@@ -33,7 +33,7 @@ faults:
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "comfy_chaos.harness.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=240)
 
 
@@ -139,7 +139,7 @@ def test_ctrl_c_stops_the_run_and_kills_the_client_process(work: Path) -> None:
     hang = work / "hang_adapter_marker.py"
     shutil.copy(Path(__file__).parent / "adapter_scripts" / "scripted.py", hang)
     (work / "s" / "long.yaml").write_text(OK.replace("deadline: 60", "deadline: 600").replace("grace: 5", "grace: 500"))
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "s/long.yaml", "--client",
+    proc = subprocess.Popen([sys.executable, "-m", "comfy_chaos.harness.cli", "run", "s/long.yaml", "--client",
                              f"cmd:{sys.executable} {hang} hang"], cwd=work, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

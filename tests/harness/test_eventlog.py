@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from harness.eventlog import RunLog, configure, log_path
-from harness.runner import Harness
-from harness.scenario import parse_scenario
+from comfy_chaos.harness.eventlog import RunLog, configure, log_path
+from comfy_chaos.harness.runner import Harness
+from comfy_chaos.harness.scenario import parse_scenario
 
 TWO = """
 name: {name}

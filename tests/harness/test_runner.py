@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.runner import Harness
-from harness.scenario import Scenario, parse_scenario
-from harness.schedule import plan_heal, time_triggered_end
-from harness.scoring import score
+from comfy_chaos.harness.runner import Harness
+from comfy_chaos.harness.scenario import Scenario, parse_scenario
+from comfy_chaos.harness.schedule import plan_heal, time_triggered_end
+from comfy_chaos.harness.scoring import score
 
 SCRIPTS = Path(__file__).parent / "adapter_scripts"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "adapters.md"
@@ -177,7 +177,7 @@ async def test_unscalable_adapter_runs_at_time_scale_one(harness: Harness, monke
 
 
 async def test_cancelled_run_tears_everything_down(harness: Harness, toxiproxy_backend) -> None:
-    from harness.toxiproxy import ToxiproxyControl
+    from comfy_chaos.harness.toxiproxy import ToxiproxyControl
 
     text = DROP_T3.replace("grace: 15", "grace: 500").replace("deadline: 60", "deadline: 600")
     run = asyncio.create_task(harness.run(scenario(text), "naive"))
@@ -237,7 +237,7 @@ grace: 90
 async def test_run_record_round_trips_through_json_and_scores_the_same(harness: Harness) -> None:
     import json
 
-    from harness.record import RunRecord
+    from comfy_chaos.harness.record import RunRecord
 
     async with asyncio.timeout(120):
         record = await harness.run(scenario(DROP_T3), "reference")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import workflows
-from harness.scenario import Scenario, ScenarioError, load_scenario, load_scenarios, parse_scenario, schema_text
+from comfy_chaos.harness import workflows
+from comfy_chaos.harness.scenario import Scenario, ScenarioError, load_scenario, load_scenarios, parse_scenario, schema_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def test_fault_specs_are_parsed_with_the_fault_layer_model() -> None:
         "    toxic: {type: timeout, stream: downstream, attributes: {timeout: 0}}\n"
     )
     drop, toxic = scenario.faults
-    assert type(drop).__module__ == "fake_comfy.faults.spec"
+    assert type(drop).__module__ == "comfy_chaos.fake_comfy.faults.spec"
     assert drop.when.on == "message" and drop.when.type == "execution_success" and drop.when.task == "t3"
     assert toxic.toxic.type == "timeout" and toxic.duration == 1.5
 
@@ -174,7 +174,7 @@ def test_load_scenarios_walks_a_directory(tmp_path: Path) -> None:
 
 def test_committed_schema_is_up_to_date() -> None:
     committed = (REPO / "scenarios" / "scenario.schema.json").read_text(encoding="utf-8")
-    assert committed == schema_text(), "regenerate: python -m harness.scenario --schema > scenarios/scenario.schema.json"
+    assert committed == schema_text(), "regenerate: python -m comfy_chaos.harness.scenario --schema > scenarios/scenario.schema.json"
 
 
 def test_schema_describes_the_fields_and_forbids_extras() -> None:

@@ -6,8 +6,8 @@ import copy
 import pytest
 from scoring_records import SID, T0, fault, ok_task, outputs_for, prompt, record, result, submitted
 
-from harness.record import RunRecord
-from harness.scoring import output_set, percentile, score
+from comfy_chaos.harness.record import RunRecord
+from comfy_chaos.harness.scoring import output_set, percentile, score
 
 
 def classes(rec: dict) -> dict[str, str]:

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scoring_records import outputs_for, prompt, record, result, submitted
 
-from harness.results import TASK_CLASSES, ScenarioResult
-from harness.scoring import PRIMARY_ORDER, score
+from comfy_chaos.harness.results import TASK_CLASSES, ScenarioResult
+from comfy_chaos.harness.scoring import PRIMARY_ORDER, score
 
 FINISHED = ("success", "error", "interrupted")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from relhelp import snapshot
 
-from harness.runner import CANCEL_TIMEOUT_S, Harness
-from harness.scenario import load_scenario, parse_scenario
-from harness.suite import run_one
+from comfy_chaos.harness.runner import CANCEL_TIMEOUT_S, Harness
+from comfy_chaos.harness.scenario import load_scenario, parse_scenario
+from comfy_chaos.harness.suite import run_one
 
 ROOT = Path(__file__).resolve().parents[2]
 MISBEHAVE = Path(__file__).with_name("misbehave.py")

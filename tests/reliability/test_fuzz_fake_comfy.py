@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from relhelp import PrivateLoop
 
-from fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

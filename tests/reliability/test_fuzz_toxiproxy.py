@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from relhelp import PrivateLoop
 
-from harness.toxiproxy.server import ToxiproxyServer
+from comfy_chaos.harness.toxiproxy.server import ToxiproxyServer
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from relhelp import snapshot
 
-from harness.runner import Harness
-from harness.scenario import load_scenario, parse_scenario
-from harness.suite import run_one
+from comfy_chaos.harness.runner import Harness
+from comfy_chaos.harness.scenario import load_scenario, parse_scenario
+from comfy_chaos.harness.suite import run_one
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTED = ROOT / "tests" / "harness" / "adapter_scripts" / "scripted.py"

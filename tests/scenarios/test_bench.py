@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import client_totals, main, nearest_rank, render_totals, seeds_for
-from harness.results import ScenarioResult, TaskScore, load_results
+from comfy_chaos.harness.bench import client_totals, main, nearest_rank, render_totals, seeds_for
+from comfy_chaos.harness.results import ScenarioResult, TaskScore, load_results
 
 
 def _result(scenario: str, client: str, verdict: str, *, latencies: list[float], time_scale: float = 0.1,

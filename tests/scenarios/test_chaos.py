@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.chaos import DEFAULT_KINDS, GENERATORS, Chaos, expand
-from harness.scenario import ScenarioError, parse_scenario
+from comfy_chaos.harness.chaos import DEFAULT_KINDS, GENERATORS, Chaos, expand
+from comfy_chaos.harness.scenario import ScenarioError, parse_scenario
 
 SCENARIO = """
 name: c
@@ -65,7 +65,7 @@ def test_unknown_chaos_kind_is_named_with_its_line() -> None:
 
 def test_scorer_names_expanded_chaos_faults() -> None:
     """An unfired chaos fault is named by kind and trigger in the reasons, not as '?'."""
-    from harness.scoring import _schedule
+    from comfy_chaos.harness.scoring import _schedule
 
     scenario = parse_scenario(SCENARIO.format(seed=9, chaos="{faults: 3}"))
     expected = _dump(scenario.fault_schedule())

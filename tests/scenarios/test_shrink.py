@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from fake_comfy.faults.spec import FaultSpec
-from harness.chaos import expand
-from harness.runner import Harness
-from harness.scenario import load_scenario, parse_scenario
-from harness.shrink import minimize, regression_scenario, shrink, write_regression
-from harness.suite import run_one
+from comfy_chaos.fake_comfy.faults.spec import FaultSpec
+from comfy_chaos.harness.chaos import expand
+from comfy_chaos.harness.runner import Harness
+from comfy_chaos.harness.scenario import load_scenario, parse_scenario
+from comfy_chaos.harness.shrink import minimize, regression_scenario, shrink, write_regression
+from comfy_chaos.harness.suite import run_one
 
 
 def _spec(kind: str, **extra: object) -> FaultSpec:
@@ -70,7 +70,7 @@ def _seed_with_one_junk_fault() -> int:
     """A seed whose schedule holds exactly one junk_prefix among four faults, first in the
     list (the lowest index wins a frame several faults target), so a shrink must remove the
     unknown-type noise the naive client ignores."""
-    from harness.chaos import Chaos
+    from comfy_chaos.harness.chaos import Chaos
 
     chaos = Chaos(faults=4, kinds=["noise", "noise_binary", "junk_prefix"])
     for seed in range(1, 500):
@@ -113,7 +113,7 @@ def test_regression_scenario_round_trips_through_yaml(tmp_path: Path) -> None:
 
 
 def test_shrink_cli_usage_errors_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from comfy_chaos.harness.cli import main
 
     path = tmp_path / "s.yaml"
     path.write_text(CHAOS.format(seed=1), encoding="utf-8")
@@ -127,7 +127,7 @@ def test_shrink_cli_usage_errors_exit_3(tmp_path: Path, capsys: pytest.CaptureFi
 
 @pytest.mark.timeout(300)
 def test_shrink_cli_writes_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from comfy_chaos.harness.cli import main
 
     seed = _seed_with_one_junk_fault()
     path = tmp_path / "shrink-me.yaml"

@@ -8,13 +8,13 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from harness.toxiproxy import ToxiproxyControl
-from harness.toxiproxy.backend import Backend
+from comfy_chaos.harness.toxiproxy import ToxiproxyControl
+from comfy_chaos.harness.toxiproxy.backend import Backend
 import toxiproxy_helpers
-from harness.toxiproxy.network import ProxyNetwork
+from comfy_chaos.harness.toxiproxy.network import ProxyNetwork
 from toxiproxy_helpers import Api
 
-FIXTURES = "harness.toxiproxy.fixtures"
+FIXTURES = "comfy_chaos.harness.toxiproxy.fixtures"
 
 
 def pytest_configure(config: pytest.Config) -> None:

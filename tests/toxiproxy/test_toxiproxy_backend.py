@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import harness
-from harness.toxiproxy import ToxiproxyControl, ToxiproxyError, resolve_backend
-from harness.toxiproxy.backend import Backend, BackendError
-from harness.toxiproxy.network import ProxyNetwork
+import comfy_chaos.harness as harness
+from comfy_chaos.harness.toxiproxy import ToxiproxyControl, ToxiproxyError, resolve_backend
+from comfy_chaos.harness.toxiproxy.backend import Backend, BackendError
+from comfy_chaos.harness.toxiproxy.network import ProxyNetwork
 import toxiproxy_helpers
 from toxiproxy_helpers import Upstream, connect, round_trip, unique
 
@@ -73,7 +73,7 @@ async def test_env_url_unreachable_is_a_clear_error() -> None:
 async def test_toxiproxy_server_on_path_is_started_and_stopped(tmp_path: Path) -> None:
     script = tmp_path / "toxiproxy-server"
     script.write_text(
-        f"#!/bin/sh\ncd {REPO_ROOT}\nexec {sys.executable} -m harness.toxiproxy.cli \"$@\"\n"
+        f"#!/bin/sh\ncd {REPO_ROOT}\nexec {sys.executable} -m comfy_chaos.harness.toxiproxy.cli \"$@\"\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     backend: Backend = await resolve_backend(env={"PATH": str(tmp_path)}, timeout=30)
@@ -163,7 +163,7 @@ async def test_cli_config_populates_at_start(tmp_path: Path) -> None:
     config = tmp_path / "proxies.json"
     config.write_text('[{"name": "from-config", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}]')
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "harness.toxiproxy.cli", "-host", "127.0.0.1", "-port", "0", "-config", str(config),
+        sys.executable, "-m", "comfy_chaos.harness.toxiproxy.cli", "-host", "127.0.0.1", "-port", "0", "-config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=REPO_ROOT,
     )
     try:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.toxiproxy.gojson import GoJSONError, dumps, loads, to_float32
-from harness.toxiproxy.model import ApiError, parse_new_toxic, parse_populate, split_host_port
-from harness.toxiproxy.toxics import slice_points
+from comfy_chaos.harness.toxiproxy.gojson import GoJSONError, dumps, loads, to_float32
+from comfy_chaos.harness.toxiproxy.model import ApiError, parse_new_toxic, parse_populate, split_host_port
+from comfy_chaos.harness.toxiproxy.toxics import slice_points
 
 
 @pytest.mark.parametrize(("value", "text"), [

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from harness.toxiproxy.network import ProxyNetwork
+from comfy_chaos.harness.toxiproxy.network import ProxyNetwork
 
 WAIT = 10.0  # bound on every wait for something that must happen
 NET = ProxyNetwork()  # replaced by the conftest once the backend is known

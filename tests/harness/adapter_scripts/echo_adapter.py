@@ -1,5 +1,5 @@
 """An in-process adapter for tests: reports every task as a success without a server."""
-from harness.adapters.base import AdapterSession
+from comfy_chaos.harness.adapters.base import AdapterSession
 
 
 class EchoAdapter:

@@ -3,8 +3,8 @@ result of t1 is never passed on and the result of t2 is passed on twice."""
 import asyncio
 from typing import Any
 
-from harness.adapters.base import AdapterSession
-from harness.adapters.naive import NaiveAdapter
+from comfy_chaos.harness.adapters.base import AdapterSession
+from comfy_chaos.harness.adapters.naive import NaiveAdapter
 
 
 class _LossySession:
