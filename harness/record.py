@@ -19,6 +19,11 @@ class AdapterInfo:
     hung: bool = False
     cpu_s: float | None = None
     stderr_tail: str = ""
+    # How the instance ended, in words the report can show as they are ("sent done and
+    # exited", "killed 0.5 s after the judgement at +2.10 s, before its deadline +6.00 s").
+    ended: str | None = None
+    ended_at: float | None = None  # clock time it ended (or was killed)
+    scalable: bool | None = None  # what its `ready` line said (None: nothing)
 
 
 @dataclass(slots=True)
@@ -41,6 +46,14 @@ class RunRecord:
     healed_at: float | None = None
     error: str | None = None
     scenario_path: str | None = None
+    # The same workload without faults (same client, seed, time scale): attribution.
+    control: RunRecord | None = None
+    # Why the runner cannot vouch for this run (a heal it could not verify): inconclusive.
+    inconclusive: list[str] = field(default_factory=list)
+    # `harness.starvation.Starvation.to_dict()`: the event-loop lag seen during the run.
+    starvation: dict[str, Any] | None = None
+    # Things the report should say without changing the verdict (fixed timers, ...).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,4 +64,7 @@ class RunRecord:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"RunRecord: unknown keys {unknown}")
+        control = data.get("control")
+        if isinstance(control, dict):
+            data = {**data, "control": cls.from_dict(control)}
         return cls(**data)

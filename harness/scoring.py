@@ -212,8 +212,8 @@ class _Scoring:
                 get(str(prompt["task_id"])).prompts.append(prompt)
         for report in self.rec.get("reports") or []:
             kind = report.get("type")
-            if kind not in ("result", "submitted"):
-                continue
+            if kind not in ("result", "submitted") or report.get("late"):
+                continue  # a late report (after the judgement) is kept in the record, not counted
             task_id = report.get("task_id")
             if task_id is None:
                 prompt = self.prompt_by_id.get(report.get("prompt_id"))
@@ -484,6 +484,10 @@ class _Scoring:
 
         failures = self.bar_failures(metrics, adapters, crash_reports)
         inconclusive = self.inconclusive_reasons(metrics, marks, scheduled, fired, last_activity)
+        doubts = self.harness_doubts(failures)
+        if doubts:
+            inconclusive = doubts + [f"it would have failed: {line}" for line in failures] + inconclusive
+            failures = []
         verdict = "fail" if failures else ("inconclusive" if inconclusive else "pass")
 
         source = self.rec.get("scenario_path") or self.scenario.get("source") or self.scenario.get("name") or "?"
@@ -556,7 +560,8 @@ class _Scoring:
         e = self.expect
         out: list[str] = []
         if metrics["hang"] and not e.get("hang", False):
-            out.append("hang: the client did not finish by the deadline")
+            ended = next((a.get("ended") for a in adapters if a.get("hung") and a.get("ended")), None)
+            out.append(f"hang: {ended}" if ended else "hang: the client did not finish by the deadline")
         if metrics["crash"] and not e.get("crash", False):
             detail = next((c.get("detail") for c in crashes if c.get("detail")), None)
             tail = next((a.get("stderr_tail") for a in adapters if a.get("stderr_tail")), None)
@@ -587,6 +592,15 @@ class _Scoring:
         if p95_bar is not None and metrics["latency_p95"] is not None and metrics["latency_p95"] > float(p95_bar):
             out.append(f"latency p95 {metrics['latency_p95']:.2f} s > expect.p95_latency {float(p95_bar):g} s")
         return out
+
+    def harness_doubts(self, failures: list[str]) -> list[str]:
+        """Why the harness cannot vouch for this run: the runner's own reasons (a heal it
+        could not verify), and a machine too slow for the time scale when the run failed."""
+        doubts = [str(reason) for reason in self.rec.get("inconclusive") or []]
+        starvation = self.rec.get("starvation") or {}
+        if failures and starvation.get("too_slow"):
+            doubts.append(str(starvation.get("reason")))
+        return doubts
 
     def inconclusive_reasons(
         self,
