@@ -209,7 +209,7 @@ class Harness:
                 record = await run
         if client in self._declared_unscalable:
             self.unscalable.add(client)
-        if client in self.unscalable and forced:
+        if client in self.unscalable and record.time_scale == 1.0 and (time_scale or scenario.time_scale) != 1.0:
             note = (
                 f"{client} runs at time scale 1.0: "
                 + ("its ready line said it is not scalable" if client in self._declared_unscalable
