@@ -337,6 +337,7 @@ class _Run:
         self.t0 = 0.0
         self.cancelled = False
         self.rescale = False  # an adapter's ready line said it is not scalable
+        self.ready: set[int] = set()  # client indexes that sent ready
         self.judged_at: float | None = None
         self.starvation = StarvationMonitor(time_scale=self.time_scale)
         self.sampler = LagSampler(self.starvation, clock=clock)
@@ -346,7 +347,6 @@ class _Run:
     async def execute(self) -> RunRecord:
         self.log.info("runner.start", time_scale=self.time_scale, tasks=len(self.plan), faults=len(self.specs))
         failure: BaseException | None = None
-        self.sampler.start()
         try:
             base_url = await self._start()
             await self._drive(base_url)
@@ -586,6 +586,12 @@ class _Run:
             # contradicting callback is still the client's behaviour (issue 13 item 6).
             report["late"] = True
         self.record.reports.append(report)
+        if kind == "ready":
+            self.ready.add(report["client_index"])
+            if len(self.ready) == len(self.adapters):
+                # Measured from here: before, a client is not running yet (and its first
+                # import, once per process, stalls the loop on an idle machine too).
+                self.sampler.start()
         if kind == "result" and report["task_id"] is not None and not self.judged:
             self.reported.add(report["task_id"])
         self._log_report(report)

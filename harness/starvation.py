@@ -135,12 +135,15 @@ class LagSampler:
         self.interval = interval
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
-        if self._task is None:
+        """Start sampling (once; never again after `stop`)."""
+        if self._task is None and not self._stopped:
             self._task = asyncio.create_task(self._sample(), name="starvation-sampler")
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
