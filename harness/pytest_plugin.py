@@ -41,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail the session on a regression against this baseline file")
     group.addoption("--run-slow", action="store_true", default=False, dest="chaos_run_slow",
                     help="also run scenarios tagged slow")
+    group.addoption("--no-control", action="store_true", default=False, dest="chaos_no_control",
+                    help="skip the fault-free control runs (attribution unknown)")
+    group.addoption("--unscalable", action="append", default=[], dest="chaos_unscalable", metavar="CLIENT",
+                    help="run this client at time scale 1.0: its timers do not scale (repeatable)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -128,7 +132,11 @@ class _ChaosState:
 
                 configure(logging.WARNING)  # captured per run; pytest shows only warnings
                 log_dir = Path(report_dir) / "logs"
-            harness = Harness(log_dir=log_dir)
+            harness = Harness(
+                log_dir=log_dir,
+                control=not self.config.getoption("chaos_no_control"),
+                unscalable=self.config.getoption("chaos_unscalable"),
+            )
             await harness.__aenter__()
             self.harness = harness
         return self.harness

@@ -60,6 +60,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", default=DEFAULT_REPORT_DIR, help=f"where to write the report (default {DEFAULT_REPORT_DIR})")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr: -v warnings, -vv info, -vvv debug (default: errors only)")
+    parser.add_argument("--no-control", action="store_true",
+                        help="skip the fault-free control runs (faster; verdicts then cannot say whether "
+                        "the faults caused a failure)")
+    parser.add_argument("--unscalable", action="append", default=[], metavar="CLIENT",
+                        help="run this client at time scale 1.0: its timers do not scale (repeatable)")
+
+
+def _harness_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`Harness` keywords from --no-control / --unscalable (each --unscalable must be a --client)."""
+    clients = set(args.clients or ["reference"])
+    unknown = [name for name in args.unscalable if name not in clients]
+    if unknown:
+        raise UsageError(f"comfy-chaos: --unscalable {unknown[0]}: not one of the --client values ({', '.join(sorted(clients))})")
+    return {"control": not args.no_control, "unscalable": list(args.unscalable)}
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -132,11 +146,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"comfy-chaos run: no scenario files in {', '.join(map(str, paths))}")
     clients = list(dict.fromkeys(args.clients or ["reference"]))
     _check_clients(clients)
+    options = _harness_options(args)
     jobs = [(entry.scenario, client) for entry in chosen for client in clients]
     print(f"comfy-chaos: {len(chosen)} scenarios × {len(clients)} clients = {len(jobs)} runs, -j {args.jobs}"
           + (f" ({skipped} slow scenarios skipped; --run-slow to include)" if skipped else ""), flush=True)
     results = _execute(jobs, seed=args.seed, time_scale=args.time_scale, parallel=args.jobs,
-                       log_dir=Path(args.report_dir) / "logs")
+                       log_dir=Path(args.report_dir) / "logs", harness_options=options)
     if results is None:
         return EXIT_INCONCLUSIVE
     _print_summary(results)
@@ -155,7 +170,8 @@ def _replay(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     clients = list(dict.fromkeys(args.clients or ["reference"]))
     _check_clients(clients)
-    results = _execute([(scenario, c) for c in clients], seed=args.seed, time_scale=args.time_scale, parallel=1)
+    results = _execute([(scenario, c) for c in clients], seed=args.seed, time_scale=args.time_scale, parallel=1,
+                       harness_options=_harness_options(args))
     if results is None:
         return EXIT_INCONCLUSIVE
     for result in results:
@@ -185,12 +201,14 @@ def _report(args: argparse.Namespace) -> int:
 
 def _execute(
     jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
-    log_dir: Path | None = None,
+    log_dir: Path | None = None, harness_options: dict[str, Any] | None = None,
 ) -> list[Any] | None:
     """Run every (scenario, client) job, `parallel` at a time; None if interrupted (Ctrl-C).
-    With `log_dir`, each run's events go to `<log_dir>/<scenario>--<client>--seed<N>.jsonl`."""
+    With `log_dir`, each run's events go to `<log_dir>/<scenario>--<client>--seed<N>.jsonl`.
+    `harness_options` are `Harness` keywords (control runs, unscalable clients)."""
     try:
-        return asyncio.run(_execute_async(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir))
+        return asyncio.run(_execute_async(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir,
+                                          harness_options=harness_options))
     except KeyboardInterrupt:
         print("comfy-chaos: interrupted; everything started was stopped", file=sys.stderr)
         return None
@@ -198,7 +216,7 @@ def _execute(
 
 async def _execute_async(
     jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
-    log_dir: Path | None = None,
+    log_dir: Path | None = None, harness_options: dict[str, Any] | None = None,
 ) -> list[Any]:
     from comfy_chaos.harness.runner import Harness
     from comfy_chaos.harness.suite import run_one
@@ -206,7 +224,7 @@ async def _execute_async(
     limit = asyncio.Semaphore(parallel)
     results: list[Any] = [None] * len(jobs)
 
-    async with Harness(log_dir=log_dir) as harness:
+    async with Harness(log_dir=log_dir, **(harness_options or {})) as harness:
         print(f"comfy-chaos: toxiproxy {harness.backend_info.get('kind', '?')} at {harness.url}", flush=True)
 
         async def one(index: int, scenario: Any, client: str) -> None:

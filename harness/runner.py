@@ -84,6 +84,12 @@ class Harness:
         self._declared_unscalable: set[str] = set()
 
     async def __aenter__(self) -> Harness:
+        # Imported now, not inside the first runs: an import blocks the event loop, and
+        # with -j 2 the run beside it would measure that as starvation.
+        import comfy_chaos.client
+        import comfy_chaos.fake_comfy
+        import comfy_chaos.fake_comfy.faults
+        import comfy_chaos.harness.scoring  # noqa: F401
         from comfy_chaos.harness.toxiproxy import resolve_backend
 
         if self._url is None:

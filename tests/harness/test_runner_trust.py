@@ -325,7 +325,7 @@ async def test_a_failure_on_a_starved_machine_is_inconclusive_with_the_time_scal
     async with asyncio.timeout(120):
         record = await harness.run(scenario(CLEAN), "py:lossy_adapter:StallingLossyAdapter")
     assert record.starvation is not None and record.starvation["too_slow"]
-    assert record.starvation["lag_max_ms"] >= 500
+    assert record.starvation["lag_max_ms"] >= 900
     result = score(record)
     assert result.verdict == "inconclusive", result.reasons
     assert any(line.startswith("the machine was too slow") and "try --time-scale" in line for line in result.reasons)

@@ -31,7 +31,7 @@ def test_sustained_lag_is_too_slow_and_names_the_time_scale_that_would_work() ->
     assert judgement.too_slow and judgement.suggested_time_scale == 0.2
     assert judgement.reason == (
         "the machine was too slow: event-loop lag p99 40 ms, max 40 ms at time scale 0.1 "
-        "(allowed: p99 25 ms, one stall 200 ms); try --time-scale 0.2"
+        "(allowed: p99 25 ms, one stall 500 ms); try --time-scale 0.2"
     )
 
 
@@ -43,12 +43,12 @@ def test_a_few_samples_do_not_make_a_p99_but_one_long_stall_counts() -> None:
     assert not fed(0.1, [60.0] * 5).judgement().too_slow
     stalled = fed(0.1, [1.0] * 200 + [900.0]).judgement()
     assert stalled.too_slow and stalled.lag_max_ms == pytest.approx(900.0)
-    assert stalled.suggested_time_scale == 0.5  # 900 ms is under one stall of 2 scenario s at 0.5
+    assert stalled.suggested_time_scale == 0.2  # 900 ms is under one stall of 5 scenario s at 0.2
 
 
 def test_timer_slip_of_the_harness_counts_like_a_stall() -> None:
-    judgement = fed(0.1, [1.0] * 50, slips_ms=(350.0,)).judgement()
-    assert judgement.too_slow and "timer slip 350 ms" in (judgement.reason or "")
+    judgement = fed(0.1, [1.0] * 50, slips_ms=(650.0,)).judgement()
+    assert judgement.too_slow and "timer slip 650 ms" in (judgement.reason or "")
 
 
 def test_beyond_every_suggested_scale_it_says_to_use_another_machine() -> None:
@@ -64,8 +64,8 @@ async def test_the_sampler_measures_a_blocked_loop() -> None:
     sampler = LagSampler(monitor, interval=0.01)
     sampler.start()
     await asyncio.sleep(0.05)
-    time.sleep(0.3)  # blocks the loop: the measurement under test
+    time.sleep(0.6)  # blocks the loop: the measurement under test
     await asyncio.sleep(0.05)
     await sampler.stop()
     judgement = monitor.judgement()
-    assert judgement.lag_max_ms >= 250 and judgement.too_slow
+    assert judgement.lag_max_ms >= 550 and judgement.too_slow

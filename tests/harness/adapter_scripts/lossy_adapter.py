@@ -130,7 +130,7 @@ class ContradictAfterJudgementAdapter:
 
 
 class StallingLossyAdapter:
-    """The lossy client (t1 never reported) on a machine that stalls 0.6 s mid-run."""
+    """The lossy client (t1 never reported) on a machine that stalls 1 s mid-run."""
 
     name = "stalling-lossy"
     scalable = True
@@ -139,7 +139,7 @@ class StallingLossyAdapter:
         class _Stall(_LossySession):
             def result(self, task_id: str, *args: Any, **kwargs: Any) -> None:
                 if task_id == "t0":
-                    time.sleep(0.6)  # CPU starvation: the loop does not run for 0.6 s
+                    time.sleep(1.0)  # CPU starvation: the loop does not run for 1 s
                 _LossySession.result(self, task_id, *args, **kwargs)
 
         await NaiveAdapter().run(_Stall(session))  # type: ignore[arg-type]
