@@ -58,6 +58,7 @@ class Trigger(BaseModel):
             if filters:
                 raise ValueError(f"'at' takes no event filters, got {sorted(filters)}")
             return self
+        assert self.on is not None
         allowed = TRIGGER_FILTERS[self.on] | {"nth"}
         if extra := filters - allowed:
             raise ValueError(
@@ -117,6 +118,12 @@ class FaultSpec(BaseModel):
         "Default 1, or null when a duration is given.",
     )
     duration: float | None = Field(default=None, gt=0, description="seconds (scaled) active")
+    until_met: bool | None = Field(
+        default=None,
+        description="keep the fault open after its count/duration until every client has met it "
+        "(each client that has not, once), bounded by the heal; clients it never met are logged "
+        "with reached: false. Default: true for HTTP route faults, false otherwise",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     target: Target | None = None
     toxic: ToxicSpec | None = None
