@@ -358,12 +358,17 @@ class FaultPlanner:
         return [s.index for s in self.states if s.status == "skipped"]
 
     def open_until(self, now: float) -> float | None:
-        """Monotonic time until which a fired fault is still open (math.inf: waiting for a
-        client to meet it, `until_met`); None when nothing is open."""
-        ends = [math.inf if s.status == "overtime" else s.until for s in self.states
-                if s.status in ("active", "overtime")]
-        known = [end for end in ends if end is not None]
-        return max(known) if known else None
+        """Monotonic time until which a fired fault is still open (math.inf: a known client
+        has yet to meet an `until_met` fault); None when nothing is open."""
+        ends = []
+        for state in self.states:
+            if state.status not in ("active", "overtime"):
+                continue
+            if self.until_met(state) and not self.healed and self.unmet(state):
+                ends.append(math.inf)
+            elif state.until is not None:
+                ends.append(state.until)
+        return max(ends) if ends else None
 
     def next_wake(self) -> float | None:
         return min((at for at, _ in self._timers), default=None)

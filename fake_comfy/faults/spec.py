@@ -40,7 +40,8 @@ class Trigger(BaseModel):
     on: TriggerOn | None = Field(default=None, description="event trigger")
     type: str | list[str] | None = Field(
         default=None,
-        description="message type(s) (on: message); 'executing:null' is the final executing",
+        description="message type(s) (on: message); 'executing:null' is the final executing, "
+        "'final' the prompt's last frames (execution_success/error/interrupted and executing:null)",
     )
     task: str | None = Field(default=None, description="task id (Contract 1 tag)")
     client: str | None = Field(default=None, description="client id (sid); * and ? wildcards")
@@ -80,7 +81,9 @@ class Target(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str | list[str] | None = Field(default=None, description="message type(s)")
+    type: str | list[str] | None = Field(
+        default=None, description="message type(s); 'executing:null' and 'final' as in the trigger"
+    )
     task: str | None = None
     client: str | None = None
 
