@@ -198,6 +198,11 @@ class HttpTruncateParams(RouteParams):
     at: int | None = Field(default=None, ge=0, description="body bytes sent; null = half")
 
 
+class ErrorReplyParams(Params):
+    status: int = Field(default=500, ge=500, le=599, description="5xx status")
+    body: Literal["comfy", "html", "empty"] = Field(default="comfy", description="as for http_error")
+
+
 class HistoryLagParams(Params):
     delay: float = Field(
         default=1.0, gt=0, description="seconds (scaled) after completion before /history shows it"
@@ -462,6 +467,14 @@ _ALL = [
         NoParams,
         "POST /prompt is accepted and queued, but the connection drops before the response.",
         HttpFault(after="abort", route=("POST", "/prompt")),
+    ),
+    Kind(
+        "prompt_queued_5xx",
+        "http",
+        ErrorReplyParams,
+        "POST /prompt queues the prompt (it runs), but the client gets a 5xx instead of its "
+        "prompt_id: a client that resubmits runs the workflow twice.",
+        HttpFault(after="error", route=("POST", "/prompt")),
     ),
     Kind(
         "restart",

@@ -135,3 +135,38 @@ async def test_restart_after_task_complete(keep_history: bool) -> None:
         assert [r.kind for r in server.ledger.faults][0] == "restart"
         _, _, body = await get(server, f"/history/{prompt_id}")
         assert (prompt_id in json.loads(body)) is keep_history
+
+
+async def test_prompt_queued_5xx_queues_and_runs_but_answers_500() -> None:
+    """Issue 13 item 12: the trigger of a duplicate-execution bug."""
+    async with serving([{"kind": "prompt_queued_5xx", "params": {"status": 502, "body": "html"}}]) as (server, engine):
+        await wait_fired(engine)
+        from comfy_chaos.fake_comfy.ledger import tag_workflow
+        from fakeserve import W_BASIC
+
+        async with aiohttp.ClientSession() as http:
+            body = json.dumps({"prompt": tag_workflow(W_BASIC, "t7"), "client_id": "c7"})
+            async with http.post(f"{server.base_url}/prompt", data=body) as resp:
+                assert resp.status == 502 and b"<center>nginx</center>" in await resp.read()
+            async with http.post(f"{server.base_url}/prompt", data=body) as resp:  # count 1: met by c7
+                assert resp.status == 200
+        (record,) = server.ledger.faults
+        assert record.kind == "prompt_queued_5xx" and record.detail["queued"] is True
+        assert (record.detail["target_client_id"], record.detail["target_kind"]) == ("c7", "http")
+        queued = server.ledger.prompts[record.detail["prompt_id"]]
+        async with asyncio.timeout(10):
+            while queued.outcome is None:
+                await asyncio.sleep(0.01)
+        assert queued.task_id == "t7" and queued.outcome == "success"
+        assert [h.status for h in server.ledger.http if h.path == "/prompt"] == [502, 200]
+        assert [h.fault for h in server.ledger.http if h.path == "/prompt"] == ["prompt_queued_5xx", None]
+
+
+async def test_prompt_queued_5xx_leaves_a_rejected_prompt_alone() -> None:
+    async with serving([{"kind": "prompt_queued_5xx"}]) as (server, engine):
+        await wait_fired(engine)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{server.base_url}/prompt", data=json.dumps({"prompt": {}})) as resp:
+                assert resp.status == 400  # not queued: nothing to hide
+        (record,) = server.ledger.faults
+        assert record.detail["queued"] is False and record.detail["status_kept"] == 400

@@ -13,7 +13,7 @@ CONTRACT_KINDS = {
     "bom", "junk_prefix", "python_repr", "truncate", "garble", "invalid_utf8", "concat",
     "heartbeat", "noise", "noise_binary", "oversize", "drop", "duplicate", "reorder", "delay",
     "strip_prompt_id", "close", "abort", "silent", "refuse", "http_error", "http_slow",
-    "http_truncate", "history_lag", "prompt_response_lost", "restart", "toxic",
+    "http_truncate", "history_lag", "prompt_response_lost", "prompt_queued_5xx", "restart", "toxic",
 }
 
 
