@@ -276,9 +276,9 @@ class SilentWindow(Behaviour):
         conns = p.conns_for(st)
         for conn in conns:
             self._silence(p, st, conn)
-        p.record(now, st, window=True, detail={
-            "window": st.until is not None, "client": st.filter.client,
-            "clients": sorted({c.sid for c in conns}),
+        client = st.filter.client
+        p.record(now, st, window=True, client=client if client and not set(client) & set("*?[") else None, detail={
+            "window": st.until is not None, "client": client, "clients": sorted({c.sid for c in conns}),
         })
 
     def _silence(self, p: FaultPlanner, st: FaultState, conn: ConnInfo) -> None:
