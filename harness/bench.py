@@ -184,13 +184,13 @@ def bench_jobs(scenarios: Iterable[Scenario], clients: Sequence[str], *, count: 
 
 
 def write_bench_report(results: list[ScenarioResult], totals: list[ClientTotals], out_dir: str | Path,
-                       *, clients: list[str]) -> Path:
+                       *, clients: list[str], run: dict[str, Any] | None = None) -> Path:
     """results.json (with the totals under `run.bench`) and index.html (matrix + totals)."""
     from comfy_chaos.harness.report import write_html_report
     from comfy_chaos.harness.results import save_results
     from comfy_chaos.harness.suite import run_info
 
-    run = run_info(runner="comfy-chaos bench", clients=", ".join(clients))
+    run = dict(run) if run is not None else run_info(runner="comfy-chaos bench", clients=", ".join(clients))
     run["bench"] = {"client_totals": [t.to_dict() for t in totals], "notes": unscaled_notes(totals)}
     results_file = ResultsFile(run=run, results=results)
     path = save_results(Path(out_dir) / "results.json", results_file)

@@ -23,7 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("comfy_chaos.harness.cli.replay", "run one scenario with a given seed"),
     "report": ("comfy_chaos.harness.cli.report", "re-render the HTML report from a results JSON"),
     "bench": ("comfy_chaos.harness.cli.bench", "scenarios × clients × seeds: the comparison matrix"),
+    "merge": ("comfy_chaos.harness.cli.merge", "join results.json files (e.g. of --shard runs): one report, one gate"),
     "shrink": ("comfy_chaos.harness.cli.shrink", "reduce a failing scenario's faults to a minimal regression"),
+    "install": ("comfy_chaos.harness.cli.install", "set up a subprocess adapter's dependencies (e.g. node)"),
     "serve": ("comfy_chaos.fake_comfy.cli", "run the fake ComfyUI server standalone"),
     "toxiproxy": ("comfy_chaos.harness.toxiproxy.cli", "run the bundled Toxiproxy-compatible server"),
 }

@@ -38,13 +38,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"{PROG}: {len(scenarios)} scenarios × {len(clients)} clients × "
           f"{len(jobs) // max(1, len(scenarios) * len(clients))} seeds = {len(jobs)} runs, -j {args.jobs}", flush=True)
     common.report_broken(selection.broken)
+    jobs = common.shard_jobs(args, jobs)
     out = common.report_dir(args, "bench")
-    results = common.execute(jobs, seed=None, time_scale=args.time_scale, parallel=args.jobs, log_dir=fresh_logs(out))
-    if results is None:
+    executed = common.execute(jobs, seed=None, time_scale=args.time_scale, parallel=args.jobs, log_dir=fresh_logs(out))
+    if executed is None:
         return common.EXIT_INCONCLUSIVE
+    results = executed.results
     scales = {s.name: args.time_scale or s.time_scale for s in scenarios}
     totals = client_totals(results, scales)
-    write_bench_report(results, totals, out, clients=clients)
+    write_bench_report(results, totals, out, clients=clients,
+                       run=executed.run_info(PROG, clients=", ".join(clients), shard=args.shard))
     print()
     print(render_matrix(results), end="")
     print()

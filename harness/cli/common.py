@@ -79,6 +79,9 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
                         help="leave out the built-in scenario library (use with --scenarios)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--run-slow", action="store_true", help="include scenarios tagged slow found in directories")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="run only the K-th of N deterministic parts (scenario × client × seed × ComfyUI "
+                        "version); join the parts' results.json with `comfy-chaos merge`")
 
 
 def check_time_scale(prog: str, time_scale: float | None) -> None:
@@ -166,29 +169,68 @@ def chosen_clients(args: argparse.Namespace, default: Sequence[str]) -> list[str
     return clients
 
 
+def shard_jobs(args: argparse.Namespace, jobs: list[tuple[Any, str]], *, seed: int | None = None) -> list[tuple[Any, str]]:
+    """With --shard K/N, this shard's part of the jobs (a line says how many); else all."""
+    from comfy_chaos.harness.shard import ShardError, job_key, parse_shard
+
+    if not args.shard:
+        return jobs
+    try:
+        shard = parse_shard(args.shard)
+    except ShardError as exc:
+        raise UsageError(str(exc)) from None
+    version = getattr(args, "comfyui_version", None)
+    mine = shard.select(jobs, lambda job: job_key(job[0], job[1], seed, version))
+    print(f"comfy-chaos: shard {shard}: {len(mine)} of {len(jobs)} runs", flush=True)
+    return mine
+
+
 # --- running -------------------------------------------------------------------------------
+
+
+@dataclass
+class Executed:
+    """The results of a batch, and the Toxiproxy backend it ran through."""
+
+    results: list[Any]
+    backend: dict[str, Any]
+
+    def run_info(self, runner: str, **extra: Any) -> dict[str, Any]:
+        """results.json's `run` block: who ran it, the backend (also shown in the HTML)."""
+        from comfy_chaos.harness.cli.progress import describe_backend
+        from comfy_chaos.harness.suite import run_info
+
+        info = run_info(runner=runner, **{k: v for k, v in extra.items() if v is not None})
+        info["toxiproxy"] = describe_backend(self.backend)
+        info["toxiproxy_backend"] = dict(self.backend)
+        return info
 
 
 def execute(
     jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
     log_dir: Path | None = None,
-) -> list[Any] | None:
-    """Run every (scenario, client) job, `parallel` at a time, printing a line per finished
-    run; None if interrupted (Ctrl-C). With `log_dir`, each run's events go to
-    `<log_dir>/<scenario>--<client>--seed<N>.jsonl`."""
+) -> Executed | None:
+    """Run every (scenario, client) job, `parallel` at a time, showing progress; None if
+    interrupted (Ctrl-C). With `log_dir`, each run's events go to
+    `<log_dir>/<scenario>--<client>--seed<N>.jsonl`. A Toxiproxy that cannot be reached
+    or started is a configuration error (UsageError)."""
     from comfy_chaos.harness.batch import run_batch
     from comfy_chaos.harness.cli.progress import Progress
+    from comfy_chaos.harness.toxiproxy.backend import BackendError
 
     progress = Progress(total=len(jobs), stream=sys.stdout)
     try:
-        return asyncio.run(run_batch(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir,
-                                     on_start=progress.backend, on_result=progress.finished))
+        results = asyncio.run(run_batch(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir,
+                                        on_start=progress.backend, on_result=progress.finished))
     except KeyboardInterrupt:
         progress.close()
         print("comfy-chaos: interrupted; everything started was stopped", file=sys.stderr)
         return None
+    except BackendError as exc:
+        raise UsageError(f"comfy-chaos: toxiproxy: {exc}") from None
     finally:
         progress.close()
+    return Executed(results, progress.backend_info)
 
 
 def exit_code(results: Iterable[Any]) -> int:

@@ -30,18 +30,17 @@ def fresh_logs(out: Path) -> Path:
     return logs
 
 
-def finish(results: list[Any], args: argparse.Namespace, out: Path, *, command: str,
-           broken: Sequence[Any] = (), run: dict[str, Any] | None = None) -> int:
+def finish(results: list[Any], args: argparse.Namespace, out: Path, *, run: dict[str, Any],
+           broken: Sequence[Any] = ()) -> int:
     """Summary, report, JUnit, gate and baseline writing; returns the exit code."""
     from comfy_chaos.harness.report import render_summary
-    from comfy_chaos.harness.suite import run_info, write_report
+    from comfy_chaos.harness.suite import write_report
 
     print()
     print(render_summary(results, reasons=False), end="")
     if broken:
         print(f"{len(broken)} scenario file(s) could not be loaded: " + ", ".join(str(e.path) for e in broken))
-    info = run if run is not None else run_info(runner=f"comfy-chaos {command}")
-    path = write_report(results, out, info)
+    path = write_report(results, out, run)
     print(f"comfy-chaos: report written to {out / 'index.html'} and {path}")
     if args.junitxml:
         from comfy_chaos.harness.junit import junit_xml, write_junit

@@ -31,6 +31,16 @@ def result_line(result: Any, wall_s: float) -> str:
     return line
 
 
+def describe_backend(info: dict[str, Any]) -> str:
+    """`bundled 0.1.0 (inprocess) at http://127.0.0.1:PORT` from the backend's description."""
+    words = [str(info.get("kind", "?"))]
+    if info.get("version"):
+        words.append(str(info["version"]))
+    if info.get("mode"):
+        words.append(f"({info['mode']})")
+    return " ".join(words) + f" at {info.get('url', '?')}"
+
+
 def _duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     minutes, secs = divmod(seconds, 60)
@@ -47,6 +57,7 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self.verdicts: Counter[str] = Counter()
+        self.backend_info: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -66,7 +77,8 @@ class Progress:
         return f"[{self.done}/{self.total}] {counts}  elapsed {_duration(elapsed)}  ETA {eta}"
 
     def backend(self, info: dict[str, Any], url: str) -> None:
-        self._print(f"comfy-chaos: toxiproxy {info.get('kind', '?')} at {url}")
+        self.backend_info = {"url": url, **info}
+        self._print(f"comfy-chaos: toxiproxy {describe_backend(self.backend_info)}")
 
     def finished(self, result: Any, wall_s: float) -> None:
         with self._lock:

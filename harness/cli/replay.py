@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from comfy_chaos.harness.scenario import ScenarioError, load_scenario
-    from comfy_chaos.harness.suite import run_info, write_report
+    from comfy_chaos.harness.suite import write_report
 
     common.check_time_scale(PROG, args.time_scale)
     try:
@@ -31,16 +31,16 @@ def run(args: argparse.Namespace) -> int:
     clients = common.chosen_clients(args, ["reference"])
     common.configure_logging(args.verbose)
     out = common.report_dir(args, "replay")
-    results = common.execute([(scenario, c) for c in clients], seed=args.seed, time_scale=args.time_scale,
-                             parallel=1, log_dir=fresh_logs(out))
-    if results is None:
+    executed = common.execute([(scenario, c) for c in clients], seed=args.seed, time_scale=args.time_scale,
+                              parallel=1, log_dir=fresh_logs(out))
+    if executed is None:
         return common.EXIT_INCONCLUSIVE
-    for result in results:
+    for result in executed.results:
         for line in result.reasons:
             print(f"  {line}")
-    path = write_report(results, out, run_info(runner=f"{PROG}"))
+    path = write_report(executed.results, out, executed.run_info(PROG))
     print(f"comfy-chaos: report written to {out / 'index.html'} and {path}")
-    return common.exit_code(results)
+    return common.exit_code(executed.results)
 
 
 def main(argv: Sequence[str]) -> int:

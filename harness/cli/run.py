@@ -30,12 +30,14 @@ def run(args: argparse.Namespace) -> int:
           + (f" ({selection.skipped_slow} slow scenarios skipped; --run-slow to include)" if selection.skipped_slow else ""),
           flush=True)
     common.report_broken(selection.broken)
+    jobs = common.shard_jobs(args, jobs, seed=args.seed)
     out = common.report_dir(args, "run")
-    results = common.execute(jobs, seed=args.seed, time_scale=args.time_scale, parallel=args.jobs,
-                             log_dir=fresh_logs(out))
-    if results is None:
+    executed = common.execute(jobs, seed=args.seed, time_scale=args.time_scale, parallel=args.jobs,
+                              log_dir=fresh_logs(out))
+    if executed is None:
         return common.EXIT_INCONCLUSIVE
-    return finish(results, args, out, command="run", broken=selection.broken)
+    return finish(executed.results, args, out, broken=selection.broken,
+                  run=executed.run_info(f"{PROG}", shard=args.shard))
 
 
 def main(argv: Sequence[str]) -> int:

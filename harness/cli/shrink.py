@@ -45,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
             return await shrink(scenario, args.client, seed=args.seed, harness=harness, replays=args.replays,
                                 time_scale=args.time_scale, progress=lambda line: print(line, flush=True))
 
+    from comfy_chaos.harness.toxiproxy.backend import BackendError
+
     try:
         result = asyncio.run(go())
+    except BackendError as exc:
+        raise common.UsageError(f"comfy-chaos: toxiproxy: {exc}") from None
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; everything started was stopped", file=sys.stderr)
         return common.EXIT_INCONCLUSIVE
