@@ -221,7 +221,8 @@ class _Run:
             from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
             self.engine = FaultEngine(
-                FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale
+                FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale,
+                task_clients={p.task_id: str(p.client_index) for p in self.plan},
             )
             self.engine.external = self._external_toxic
             self.engine.external_heal = self._external_heal

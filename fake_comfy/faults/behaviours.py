@@ -362,7 +362,7 @@ class HttpFault(Behaviour):
         if not self.matches(st.params, req):
             return None
         overtime = st.status == "overtime"
-        if not (st.active(now) or (overtime and client is not None and client in p.unmet(st))):
+        if not (st.active(now) or (overtime and p.owes(st, client))):
             return None
         p.consume(st, now, client)
         params = st.params

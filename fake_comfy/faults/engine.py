@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Protocol
 
 import structlog
@@ -106,8 +106,9 @@ class FaultEngine:
         seed: int,
         clock: Clock = time.monotonic,
         time_scale: float = 1.0,
+        task_clients: Mapping[str, str] | None = None,
     ) -> None:
-        self.planner = FaultPlanner(schedule, seed, time_scale)
+        self.planner = FaultPlanner(schedule, seed, time_scale, task_clients)
         self.schedule = schedule
         self.seed = seed
         self.clock = clock

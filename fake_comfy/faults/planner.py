@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -151,7 +152,13 @@ def original(frame: OutFrame) -> tuple[Send, ...]:
 class FaultPlanner:
     """Decides which scheduled fault applies to what; performs nothing."""
 
-    def __init__(self, schedule: FaultSchedule, seed: int, time_scale: float = 1.0) -> None:
+    def __init__(
+        self, schedule: FaultSchedule, seed: int, time_scale: float = 1.0,
+        task_clients: Mapping[str, str] | None = None,
+    ) -> None:
+        """`task_clients`: task id → the client under test that runs it (the harness's plan).
+        A client that uses several clientIds (one per task, say) is then one client for
+        `until_met` and the `reached: false` entries; without it each clientId is one."""
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
         self.schedule = schedule
@@ -167,7 +174,9 @@ class FaultPlanner:
         self.doomed: dict[int, tuple[FaultState, bool]] = {}  # conn_id → (state, only at a frame)
         self.dead: dict[int, str] = {}  # conn_id → the fault that closed/aborted it
         self.restarting: FaultState | None = None
-        self.clients: dict[str, None] = {}  # every client seen (insertion-ordered set)
+        self.clients: dict[str, None] = {}  # every clientId seen (insertion-ordered set)
+        self.task_clients = dict(task_clients or {})
+        self.client_under_test: dict[str, str] = {}  # clientId → task_clients value
         self.prompt_clients: dict[str, str] = {}
         self.peers: dict[int, str] = {}  # TCP connection key → client learnt on it
         self._out: list[Decision] = []
@@ -253,6 +262,8 @@ class FaultPlanner:
         if event.kind == "prompt_accepted" and event.prompt_id is not None and event.client_id:
             self.prompt_clients[event.prompt_id] = event.client_id
             self._note_client(event.client_id)
+            if event.task_id in self.task_clients:
+                self.client_under_test[event.client_id] = self.task_clients[event.task_id]
         self._expire(now)
         for state in self.states:
             if state.fired_at is not None:
@@ -402,9 +413,25 @@ class FaultPlanner:
             if state.remaining <= 0:
                 self.window_over(state, now)
 
+    def under_test(self, client: str) -> str:
+        """The client under test a clientId belongs to (itself when the harness did not say)."""
+        return self.client_under_test.get(client, client)
+
     def unmet(self, state: FaultState) -> list[str]:
-        """Known clients the fault is for and has not reached."""
-        return [c for c in self.clients if state.behaviour.aims_at(state, c) and c not in state.met]
+        """Clients under test the fault is for and has not reached, each named by its
+        latest clientId."""
+        met = {self.under_test(c) for c in state.met}
+        out: dict[str, str] = {}
+        for client in self.clients:
+            if state.behaviour.aims_at(state, client) and self.under_test(client) not in met:
+                out[self.under_test(client)] = client
+        return list(out.values())
+
+    def owes(self, state: FaultState, client: str | None) -> bool:
+        """Has this client's client under test yet to meet the fault?"""
+        if client is None or client not in self.clients:
+            return False
+        return self.under_test(client) in {self.under_test(c) for c in self.unmet(state)}
 
     def until_met(self, state: FaultState) -> bool:
         flag = state.spec.until_met
@@ -516,8 +543,8 @@ class FaultPlanner:
             client = self.prompt_clients.get(req.path.removeprefix("/history/"))
         if client is None and req.peer is not None:
             client = self.peers.get(req.peer)
-        if client is None and len(self.clients) == 1:
-            client = next(iter(self.clients))
+        if client is None and len({self.under_test(c) for c in self.clients}) == 1:
+            client = next(reversed(self.clients))  # the only client under test, by its latest clientId
         return client
 
     # ---- firing ----------------------------------------------------------------------------

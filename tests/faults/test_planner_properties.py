@@ -199,3 +199,24 @@ def test_silent_logs_clients_with_no_socket_to_silence() -> None:
 def test_raw_text_kept_as_bytes() -> None:
     sent, _, _ = play([{"kind": "invalid_utf8", "when": {"on": "frame", "nth": 1}, "params": {"at": 0}}], 1)
     assert sent[0] == ("raw", b"\xff" + FRAMES[0].text.encode()) and isinstance(RawText(b""), RawText)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.lists(st.integers(0, 11), min_size=1, max_size=12))
+def test_until_met_counts_clients_under_test_not_client_ids(instances: int, per: int, order: list[int]) -> None:
+    """A client that opens one clientId per task (several per client under test) meets a
+    one-shot fault once, not once per clientId."""
+    tasks = {f"t{i}": str(i % instances) for i in range(instances * per)}
+    planner = FaultPlanner(FaultSchedule.of([{"kind": "http_error", "params": {"route": "/history"}}]), seed=1,
+                           task_clients=tasks)
+    for i, task in enumerate(tasks):
+        planner.event(ServerEvent("prompt_accepted", 0.0, prompt_id=f"p{i}", task_id=task, client_id=f"id-{task}"), 0.0)
+    planner.start(0.0)
+    planner.tick(0.0)
+    hits = [tasks[f"t{i % len(tasks)}"] for i in order
+            if planner.request(request(f"id-t{i % len(tasks)}"), 1.0) is not None]
+    assert len(hits) == len(set(hits)), f"a client under test met the one-shot fault twice: {hits}"
+    assert set(hits) == {tasks[f"t{i % len(tasks)}"] for i in order}
+    planner.finish(2.0)
+    unreached = {tasks[a.target_client_id.removeprefix("id-")] for a in planner.applied if not a.reached}
+    assert unreached == set(tasks.values()) - set(hits)
