@@ -250,8 +250,7 @@ class AppliedFault:
 
     `target_client_id`/`target_kind` say whom it reached; `reached` False marks a client
     the fault was meant for but never met (no socket to silence, no request in the window).
-    `window`: the entry opens a window that `t_end` closes (silent, refuse, toxic, HTTP
-    windows)."""
+    `window`: the entry opens a window that `t_end` closes (silent, refuse, toxic)."""
 
     t: float
     kind: str
