@@ -42,3 +42,21 @@ async def test_slow_queue_catches_a_client_that_batches_its_results(
     assert result.verdict == "fail", result.reasons
     assert any("p95" in line for line in result.reasons), result.reasons
     assert {t.cls for t in result.tasks} == {"ok"}  # every task reported, only late
+
+
+async def test_one_shot_history_500_reaches_a_slow_polling_client(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 item 10: the 500 used to be lifted when the server went quiet, before the
+    client's next poll, so it never reached a polling client (inconclusive every time)."""
+    monkeypatch.syspath_prepend(str(HERE))
+    async with asyncio.timeout(120):
+        record = await harness.run(load_scenario(SCENARIOS / "http" / "history-500-after-completion.yaml"),
+                                   "py:polling_adapter:PollingAdapter")
+    result = score(record)
+    (entry,) = [e for e in record.fault_log if e["kind"] == "http_error"]
+    assert entry["reached"] and entry["target_kind"] == "http"
+    assert entry["target_client_id"] == next(iter(record.ledger["prompts"].values()))["client_id"]
+    assert any("/history answered 500" in r.get("detail", "") or "/history answered 500" in (r.get("text") or "")
+               for r in record.reports if r["type"] == "note"), record.reports
+    assert result.verdict == "pass", result.reasons
