@@ -237,9 +237,18 @@ class ConnectionAction(Behaviour):
     matching socket otherwise."""
 
     action: Literal["close", "abort"]
+    unmet_reason: str = "no WebSocket of this client to end"
+
+    def reports_unmet(self, state: FaultState) -> bool:
+        return True
+
+    def aims_at(self, state: FaultState, client: str) -> bool:
+        origin = state.data.get("origin")  # fired by a frame or a connect: that socket only
+        return client == origin if origin is not None else state.filter.matches_client(client)
 
     def on_fire(self, p: FaultPlanner, st: FaultState, origin: Origin, now: float) -> None:
         if origin.conn is not None:
+            st.data["origin"] = origin.conn.sid
             p.doom(st, origin.conn, at_frame=True)
         else:
             for conn in p.conns_for(st):
@@ -252,6 +261,7 @@ class ConnectionAction(Behaviour):
             assert frame is not None
             p.emit(SendFrames(conn.conn_id, _original(frame)))
         detail: dict[str, Any] = {"frame_lost": frame is not None and not send_first}
+        st.met.add(conn.sid)
         p.kill(st, conn)
         if self.action == "close":
             detail["code"] = st.params.code

@@ -220,3 +220,36 @@ def test_until_met_counts_clients_under_test_not_client_ids(instances: int, per:
     planner.finish(2.0)
     unreached = {tasks[a.target_client_id.removeprefix("id-")] for a in planner.applied if not a.reached}
     assert unreached == set(tasks.values()) - set(hits)
+
+
+def test_abort_logs_a_client_without_websocket_and_not_the_others() -> None:
+    spec = {"kind": "abort", "when": {"on": "node_start", "task": "t0", "node_index": 1}}
+    planner = FaultPlanner(FaultSchedule.of([spec]), seed=1)
+    planner.connect(ConnInfo(1, "ws-client"), 0.0)
+    planner.event(ServerEvent("prompt_accepted", 0.0, prompt_id="p1", task_id="t0", client_id="poller"), 0.0)
+    planner.event(ServerEvent("node_started", 0.0, prompt_id="p1", task_id="t0", client_id="poller", node="2",
+                              node_index=1), 0.0)
+    assert planner.fired_specs() == [0]
+    planner.heal(1.0)
+    (entry,) = planner.applied
+    assert (entry.target_client_id, entry.reached, entry.detail["reason"]) == (
+        "poller", False, "no WebSocket of this client to end")
+
+
+def test_frame_triggered_close_is_aimed_at_its_own_socket_only() -> None:
+    spec = {"kind": "close", "when": {"on": "message", "type": "execution_start"}}
+    planner = FaultPlanner(FaultSchedule.of([spec]), seed=1)
+    planner.connect(ConnInfo(2, "other"), 0.0)
+    _, fates, log = play_on(planner)
+    assert [e["reached"] for e in log] == [True] and log[0]["target_client_id"] == "c0"
+    assert any(f.fault == "close" for f in fates)
+
+
+def play_on(planner: FaultPlanner) -> tuple[list[Any], list[Any], list[Any]]:
+    planner.connect(CONN, 0.0)
+    fates = []
+    for index, frame in enumerate(FRAMES):
+        planner.event(message(frame, index), 0.0)
+        fates.append(planner.frame(CONN, frame, 0.0).fate)
+    planner.heal(1.0)
+    return [], fates, [a.to_dict() for a in planner.applied]
