@@ -348,10 +348,14 @@ class FaultPlanner:
     def http_applied(
         self, plan: HttpPlan, req: RequestInfo, now: float, detail: dict[str, Any], sent: bytes | None
     ) -> None:
-        """The driver performed `plan` on `req`: log what the client got."""
+        """The driver performed `plan` on `req`: log what the client got. A request that did
+        not say whose it was is known by the prompt it queued, when it queued one."""
         state = self.states[plan.index]
+        client = plan.client_id or self.prompt_clients.get(str(detail.get("prompt_id")))
+        if client is not None:
+            state.met.add(client)
         self.record(
-            now, state, client=plan.client_id, target={"method": req.method, "path": req.raw_path},
+            now, state, client=client, target={"method": req.method, "path": req.raw_path},
             detail={**plan.detail, **detail}, sent=sent, target_kind="http",
         )
 

@@ -223,3 +223,17 @@ async def test_silent_window_logs_a_client_without_websocket() -> None:
         assert start["window"] and start["detail"]["clients"] == [] and start["t_end"] is not None
         assert (unreached["target_client_id"], unreached["target_kind"], unreached["reached"]) == ("poller", "ws", False)
         assert unreached["detail"]["reason"] == "no WebSocket of this client to silence"
+
+
+async def test_prompt_queued_5xx_knows_an_anonymous_client_by_the_prompt_it_queued() -> None:
+    async with serving([{"kind": "prompt_queued_5xx"}]) as (server, engine):
+        await wait_fired(engine)
+        from comfy_chaos.fake_comfy.ledger import tag_workflow
+        from fakeserve import W_BASIC
+
+        async with aiohttp.ClientSession() as http:
+            big = json.dumps({"prompt": tag_workflow(W_BASIC, "t8"), "client_id": "anon", "pad": "x" * (2 << 20)})
+            async with http.post(f"{server.base_url}/prompt", data=big) as resp:  # body too big to peek
+                assert resp.status == 500
+        (entry,) = engine.fault_log()
+        assert entry["target_client_id"] == "anon" and entry["reached"]
