@@ -333,9 +333,15 @@ class FakeComfy:
                 await asyncio.sleep(step.delay * scale)
 
     def _write(self, file: OutputFile) -> None:
-        folder = os.path.join(self.root, file.folder, file.subfolder)
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, file.filename), "wb") as fh:
+        """Write one output file; never outside this server's file tree (the nodes refuse
+        such a prefix as ComfyUI does; this is the last line of defence)."""
+        base = os.path.realpath(os.path.join(self.root, file.folder))
+        path = os.path.realpath(os.path.join(base, file.subfolder, file.filename))
+        if os.path.commonpath((base, path)) != base or "\0" in path:
+            log.error("fake_comfy.write.refused", folder=file.folder, subfolder=file.subfolder, filename=file.filename)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
             fh.write(file.data)
 
     def _kick(self) -> None:
