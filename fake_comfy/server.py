@@ -7,6 +7,7 @@ the executor on scaled asyncio timers.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
 import tempfile
@@ -77,12 +78,38 @@ class Conn:
             transport.abort()
 
 
+#: Environment variable naming the folder for scratch trees (default: /dev/shm, else the temp dir).
+SCRATCH_ENV = "COMFY_CHAOS_SCRATCH_DIR"
+#: Scratch trees of servers in this process not yet removed (swept by `remove_scratch_roots`).
+_SCRATCH_ROOTS: set[str] = set()
+
+
 def _scratch_dir() -> str | None:
-    """Where output/input/temp files live: RAM (/dev/shm) when there is one. Every task
-    writes its images synchronously on the event loop; on a disk-backed /tmp one file
-    costs ~1.5 ms, on tmpfs ~0.1 ms (benchmarks/scale_bench.py). None = the default temp dir."""
+    """Where output/input/temp files live: $COMFY_CHAOS_SCRATCH_DIR, else RAM (/dev/shm) when
+    there is one. Every task writes its images synchronously on the event loop; on a
+    disk-backed /tmp one file costs ~1.5 ms, on tmpfs ~0.1 ms (benchmarks/scale_bench.py).
+    None = the default temp dir."""
+    chosen = os.environ.get(SCRATCH_ENV)
+    if chosen:
+        return chosen
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def remove_scratch_roots() -> tuple[list[str], list[str]]:
+    """Remove the scratch tree of every server of this process that was not stopped (a
+    fatal error, a teardown cut short); returns (removed, could not remove). Also run at
+    interpreter exit."""
+    removed, kept = [], []
+    for root in sorted(_SCRATCH_ROOTS):
+        shutil.rmtree(root, ignore_errors=True)
+        (kept if os.path.exists(root) else removed).append(root)
+        if not os.path.exists(root):
+            _SCRATCH_ROOTS.discard(root)
+    return removed, kept
+
+
+atexit.register(remove_scratch_roots)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -107,6 +134,7 @@ class FakeComfy:
         self.ledger = Ledger()
         self.events = EventBus()
         self.root = tempfile.mkdtemp(prefix="fake_comfy_", dir=_scratch_dir())
+        _SCRATCH_ROOTS.add(self.root)
         for folder in FOLDERS:
             os.makedirs(os.path.join(self.root, folder), exist_ok=True)
         self.core = ComfyCore(
@@ -187,15 +215,24 @@ class FakeComfy:
         self._tasks = []
 
     async def stop(self) -> None:
-        """Stop serving: abort every socket, cancel the executor, remove the file tree."""
-        if self.faults is not None:
-            await self.faults.stop()
-        await self._stop_tasks()
-        self._abort_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Stop serving: abort every socket, cancel the executor, remove the file tree.
+
+        The file tree is removed and the sockets aborted even when a step fails or the
+        stop itself is cancelled (Ctrl-C, SIGTERM, a caller's timeout)."""
+        try:
+            if self.faults is not None:
+                await self.faults.stop()
+            await self._stop_tasks()
+        finally:
+            self._abort_all()
+            try:
+                if self._runner is not None:
+                    runner, self._runner = self._runner, None
+                    await runner.cleanup()
+            finally:
+                shutil.rmtree(self.root, ignore_errors=True)
+                if not os.path.exists(self.root):
+                    _SCRATCH_ROOTS.discard(self.root)
         log.info("fake_comfy.stopped", url=self.base_url)
 
     async def restart(self, keep_history: bool = False) -> None:

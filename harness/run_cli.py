@@ -189,10 +189,16 @@ def _execute(
 ) -> list[Any] | None:
     """Run every (scenario, client) job, `parallel` at a time; None if interrupted (Ctrl-C).
     With `log_dir`, each run's events go to `<log_dir>/<scenario>--<client>--seed<N>.jsonl`."""
+    from comfy_chaos.harness.shutdown import Interrupted, run_guarded
+
     try:
-        return asyncio.run(_execute_async(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir))
-    except KeyboardInterrupt:
-        print("comfy-chaos: interrupted; everything started was stopped", file=sys.stderr)
+        return run_guarded(_execute_async(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir))
+    except Interrupted as stopped:
+        if stopped.cleanup.complete:
+            print(f"comfy-chaos: interrupted ({stopped.signame}); everything started was stopped", file=sys.stderr)
+        else:
+            print(f"comfy-chaos: interrupted ({stopped.signame}); NOT everything could be stopped: "
+                  f"{stopped.cleanup.describe()}", file=sys.stderr)
         return None
 
 
@@ -201,6 +207,7 @@ async def _execute_async(
     log_dir: Path | None = None,
 ) -> list[Any]:
     from comfy_chaos.harness.runner import Harness
+    from comfy_chaos.harness.shutdown import gather_all
     from comfy_chaos.harness.suite import run_one
 
     limit = asyncio.Semaphore(parallel)
@@ -216,7 +223,7 @@ async def _execute_async(
                 results[index] = result
                 print(_progress_line(result, time.monotonic() - started), flush=True)
 
-        await asyncio.gather(*(one(i, s, c) for i, (s, c) in enumerate(jobs)))
+        await gather_all(one(i, s, c) for i, (s, c) in enumerate(jobs))
     return results
 
 
