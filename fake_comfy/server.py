@@ -41,10 +41,27 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 HTTP_FAULT_KEY = "chaos_fault"
 
 
-class Conn:
-    """One accepted WebSocket (implements `fake_comfy.wire.WsConn`)."""
+#: Bytes a WebSocket client may leave unread before the server drops it (see `Conn`).
+WS_SEND_BUFFER_LIMIT = 8 * 1024 * 1024
 
-    def __init__(self, conn_id: int, sid: str, reconnect_index: int, ws: web.WebSocketResponse) -> None:
+
+class SlowReader(ConnectionError):
+    """The client left more than its send buffer unread; its socket was aborted."""
+
+
+class Conn:
+    """One accepted WebSocket (implements `fake_comfy.wire.WsConn`).
+
+    A client that does not read costs only itself: a send never waits for the socket to
+    drain (its transport buffers up to `buffer_limit` bytes), and a send that would go
+    beyond that aborts the connection instead (`SlowReader`), so the publisher that
+    serves every other client is never blocked and the server's memory stays bounded.
+    """
+
+    def __init__(
+        self, conn_id: int, sid: str, reconnect_index: int, ws: web.WebSocketResponse,
+        buffer_limit: int = WS_SEND_BUFFER_LIMIT,
+    ) -> None:
         self.conn_id = conn_id
         self.sid = sid
         self.reconnect_index = reconnect_index
@@ -52,20 +69,45 @@ class Conn:
         self.frames_sent = 0
         self.frames_received = 0
         self.first_message = True
+        self.buffer_limit = buffer_limit
+        self.dropped_slow = False
+
+    def _transport(self) -> asyncio.Transport | None:
+        request = self.ws._req  # noqa: SLF001 - aiohttp exposes no transport after prepare()
+        return request.transport if request is not None else None  # type: ignore[return-value]
+
+    def raise_buffer_limit(self) -> None:
+        """After prepare(): let the transport buffer up to `buffer_limit` without pausing
+        the writer (aiohttp would otherwise make every send wait for this client to read)."""
+        transport = self._transport()
+        if transport is not None:
+            transport.set_write_buffer_limits(high=self.buffer_limit)
+
+    def _room_for(self, size: int) -> None:
+        transport = self._transport()
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() + size > self.buffer_limit:
+            self.dropped_slow = True
+            transport.abort()
+            raise SlowReader(f"client left more than {self.buffer_limit} bytes unread; connection dropped")
 
     def set_silent(self, silent: bool) -> None:
         """The `silent` fault: stop answering client PINGs (the fault layer drops the frames)."""
         self.ws._autoping = not silent  # noqa: SLF001 - aiohttp has no public switch after prepare()
 
     async def send_text(self, text: str) -> None:
+        self._room_for(len(text))
         await self.ws.send_str(text)
         self.frames_sent += 1
 
     async def send_bytes(self, data: bytes) -> None:
+        self._room_for(len(data))
         await self.ws.send_bytes(data)
         self.frames_sent += 1
 
     async def send_raw_text_frame(self, payload: bytes) -> None:
+        self._room_for(len(payload))
         await self.ws.send_frame(payload, WSMsgType.TEXT)
         self.frames_sent += 1
 
@@ -73,7 +115,7 @@ class Conn:
         await self.ws.close(code=code)
 
     def abort(self) -> None:
-        transport = self.ws._req.transport if self.ws._req is not None else None  # noqa: SLF001
+        transport = self._transport()
         if transport is not None:
             transport.abort()
 
@@ -162,6 +204,7 @@ class FakeComfy:
         self._release: asyncio.Event | None = None
         self._sending = False
         self.activity: asyncio.Event | None = None
+        self.ws_send_buffer_limit = WS_SEND_BUFFER_LIMIT
         self.app = self._make_app()
         if faults is not None:
             faults.bind(self)
@@ -336,6 +379,9 @@ class FakeComfy:
             else:
                 assert frame.data is not None
                 await conn.send_bytes(frame.data)
+        except SlowReader as exc:
+            log.warning("fake_comfy.ws.slow_reader_dropped", sid=conn.sid, conn_id=conn.conn_id, error=str(exc))
+            self.ledger.record_connection(now, conn.sid, "dropped_slow_reader", conn.conn_id)
         except (ConnectionError, RuntimeError) as exc:
             log.info("fake_comfy.ws.send_failed", sid=conn.sid, conn_id=conn.conn_id, error=str(exc))
         if index is not None:
@@ -470,12 +516,13 @@ class FakeComfy:
         self._next_conn_id += 1
         conn_id = self._next_conn_id
         reconnect_index = self._connects_per_sid.get(sid, 0)
-        conn = Conn(conn_id, sid, reconnect_index, ws)
+        conn = Conn(conn_id, sid, reconnect_index, ws, self.ws_send_buffer_limit)
         now = time.monotonic()
         if self.faults is not None and not self.faults.on_ws_connect(conn):
             self.ledger.record_connection(now, sid, "refused", conn_id)
             return web.Response(status=503, text="503: Service Unavailable")
         await ws.prepare(request)
+        conn.raise_buffer_limit()
         self._connects_per_sid[sid] = reconnect_index + 1
         previous = self.core.sockets.get(sid)
         if previous is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,75 @@ async def test_save_latent_inside_the_output_folder_still_writes(server: FakeCom
     (latent,) = entry["outputs"]["2"]["latents"]
     assert latent["subfolder"] == "latents/b"  # normalised, as ComfyUI's get_save_image_path does
     assert os.path.isfile(os.path.join(server.root, "output", "latents", "b", latent["filename"]))
+
+
+# ---------------------------------------------------------------------------- slow readers
+
+
+async def _stalled_socket(server: FakeComfy, sid: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (server.host, server.port))
+    request = (f"GET /ws?clientId={sid} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    await loop.sock_sendall(sock, request.encode())
+    reply = b""
+    async with asyncio.timeout(10):
+        while b"\r\n\r\n" not in reply:
+            reply += await loop.sock_recv(sock, 1)
+    assert reply.startswith(b"HTTP/1.1 101"), reply
+    return sock
+
+
+def _progress(steps: int) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 7}},
+        "2": {"class_type": "ChaosProgress", "inputs": {"images": ["1", 0], "steps": steps, "seconds": 0.0, "previews": True}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+
+
+async def test_a_client_that_never_reads_costs_only_itself(server: FakeComfy, http: aiohttp.ClientSession) -> None:
+    server.ws_send_buffer_limit = 256 * 1024
+    stalled = await _stalled_socket(server, "stalled")
+    try:
+        conn = next(c for c in server.conns.values() if c.sid == "stalled")
+        transport = conn.ws._req.transport  # the kernel's send buffer made small: the test fills it fast
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        highest = 0
+
+        def watch() -> None:
+            nonlocal highest
+            for c in list(server.conns.values()):
+                t = c.ws._req.transport if c.ws._req is not None else None
+                if t is not None:
+                    highest = max(highest, t.get_write_buffer_size())
+
+        assert server.activity is not None
+        async with http.ws_connect(f"{server.base_url}/ws?clientId=normal") as normal:
+            for _ in range(3):  # far more than the limit for the stalled client to read
+                async with http.post(f"{server.base_url}/prompt", json={"prompt": _progress(3000), "client_id": "stalled"}) as resp:
+                    assert resp.status == 200
+            async with http.post(f"{server.base_url}/prompt", json={"prompt": _progress(50), "client_id": "normal"}) as resp:
+                prompt_id = (await resp.json())["prompt_id"]
+            async with asyncio.timeout(60):  # a hang detector: without the fix this never ends
+                messages = []
+                while True:
+                    watch()
+                    msg = await normal.receive()
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        data = json.loads(msg.data)
+                        messages.append(data)
+                        if finished(prompt_id)(data):
+                            break
+                    else:
+                        assert msg.type == aiohttp.WSMsgType.BINARY, msg
+        progress = [m for m in messages if m["type"] == "progress" and m["data"]["prompt_id"] == prompt_id]
+        assert len(progress) == 50, "the normal client missed frames"
+        assert ("stalled", "dropped_slow_reader") in {(c.sid, c.event) for c in server.ledger.connections}
+        assert highest <= server.ws_send_buffer_limit, f"a connection buffered {highest} bytes"
+    finally:
+        stalled.close()
