@@ -18,6 +18,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from comfy_chaos.fake_comfy.config import FakeConfig
+from comfy_chaos.fake_comfy.connlimit import HEADER_TIMEOUT_S, GuardedSite, default_limit
 from comfy_chaos.fake_comfy.core import ComfyCore
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
 from comfy_chaos.fake_comfy.ledger import Ledger
@@ -196,7 +197,9 @@ class FakeComfy:
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
+        self.max_connections = default_limit()  # fake_comfy/connlimit.py; set before start()
+        self.header_timeout = HEADER_TIMEOUT_S
         self.host = "127.0.0.1"
         self.port = 0
         self.manual_time = False
@@ -220,7 +223,9 @@ class FakeComfy:
         try:
             self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
             await self._runner.setup()
-            self._site = web.TCPSite(self._runner, host, port)
+            self._site = GuardedSite(
+                self._runner, host, port, limit=self.max_connections, header_timeout=self.header_timeout
+            )
             await self._site.start()
             server = self._site._server  # noqa: SLF001 - the bound port when port=0
             assert server is not None and server.sockets

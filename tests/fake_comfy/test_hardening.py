@@ -9,6 +9,9 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +151,79 @@ async def test_a_client_that_never_reads_costs_only_itself(server: FakeComfy, ht
         assert highest <= server.ws_send_buffer_limit, f"a connection buffered {highest} bytes"
     finally:
         stalled.close()
+
+
+# ---------------------------------------------------------------------------- connection limits
+
+FD_LIMIT = 512  # the server's: 192 connections at most (fake_comfy/connlimit.py)
+
+
+def _serve_with_fd_limit(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+
+    out = tmp_path / "serve.out"
+    with open(out, "w") as stdout, open(tmp_path / "serve.err", "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "comfy_chaos.harness.cli", "serve", "--port", "0", "--time-scale", "0"],
+            stdout=stdout, stderr=stderr, preexec_fn=limit, env=dict(os.environ, COMFY_CHAOS_SCRATCH_DIR=str(tmp_path)),
+        )
+    deadline = time.monotonic() + 60
+    while "listening on" not in out.read_text():  # polling the child's output, bounded
+        assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+        time.sleep(0.05)
+    return proc, out.read_text().split("listening on ", 1)[1].split()[0]
+
+
+async def _half_open(host: str, port: int) -> asyncio.StreamWriter | None:
+    """A request that never finishes its headers."""
+    try:
+        async with asyncio.timeout(5):
+            _, writer = await asyncio.open_connection(host, port)
+            writer.write(b"GET /queue HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            await writer.drain()
+            return writer
+    except (OSError, TimeoutError):
+        return None
+
+
+async def test_half_open_requests_beyond_the_descriptor_limit_do_not_lock_out_clients(tmp_path: Path) -> None:
+    proc, url = _serve_with_fd_limit(tmp_path)
+    attackers: list[asyncio.StreamWriter | None] = []
+    try:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        attackers = list(await asyncio.gather(*(_half_open(host, int(port)) for _ in range(2 * FD_LIMIT + 76))))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+            async with http.get(f"{url}/queue") as resp:
+                assert resp.status == 200
+            async with http.ws_connect(f"{url}/ws?clientId=ok") as ws:
+                async with http.post(f"{url}/prompt", json={"prompt": _image("ok/x"), "client_id": "ok"}) as resp:
+                    assert resp.status == 200, await resp.text()
+                    prompt_id = (await resp.json())["prompt_id"]
+                await receive_json_until(ws, finished(prompt_id), timeout=20)
+    finally:
+        for writer in attackers:
+            if writer is not None:
+                writer.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+    errors = (tmp_path / "serve.err").read_text() + (tmp_path / "serve.out").read_text()
+    assert errors.count("Traceback") < 5 and len(errors.splitlines()) < 200, errors[-3000:]
+
+
+async def test_a_request_that_never_finishes_its_headers_is_closed_after_the_header_timeout() -> None:
+    server = FakeComfy(FakeConfig(time_scale=0.0))
+    server.header_timeout = 0.5
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"GET /queue HTTP/1.1\r\nHost: x\r\n")
+        async with asyncio.timeout(30):  # without a header timeout: aiohttp's keep-alive, 75 s
+            assert await reader.read() == b""
+        writer.close()
+        async with aiohttp.ClientSession() as http, http.get(f"{server.base_url}/queue") as resp:
+            assert resp.status == 200  # a complete request on a fresh connection is served
+    finally:
+        await server.stop()
