@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -166,6 +167,38 @@ def _bad_json(where: str, error: Exception) -> web.Response:
         "node_errors": {},
     }
     return _json(body, 400)
+
+
+#: Deepest JSON body accepted (arrays and objects); API workflows nest about 6 deep.
+MAX_JSON_DEPTH = 128
+
+
+def json_depth(value: Any, stop: int) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), counted up to `stop` + 1."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop:
+                return deepest
+            todo.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _too_deep(request: web.Request) -> web.HTTPBadRequest:
+    body = {
+        "error": {
+            "type": "invalid_json",
+            "message": f"Request body of {request.method} {request.path} is nested too deeply",
+            "details": f"more than {MAX_JSON_DEPTH} levels of arrays and objects",
+            "extra_info": {},
+        },
+        "node_errors": {},
+    }
+    return web.HTTPBadRequest(text=json.dumps(body), content_type="application/json")
 
 
 class FakeComfy:
@@ -510,7 +543,18 @@ class FakeComfy:
         return await handler(request)
 
     async def _read_json(self, request: web.Request) -> Any:
-        return await request.json()
+        """The JSON body; ValueError if it is not JSON. A body nested deeper than
+        MAX_JSON_DEPTH is refused with a 400 here, for every route: Python's parser fails
+        on it with RecursionError (a 500), and a slightly shallower one that parses
+        would break every later GET /history once stored."""
+        text = await request.text()
+        try:
+            body = json.loads(text)
+        except RecursionError:
+            raise _too_deep(request) from None
+        if json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise _too_deep(request)
+        return body
 
     # ------------------------------------------------------------------ websocket
     async def _ws(self, request: web.Request) -> web.StreamResponse:

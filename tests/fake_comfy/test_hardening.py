@@ -227,3 +227,29 @@ async def test_a_request_that_never_finishes_its_headers_is_closed_after_the_hea
             assert resp.status == 200  # a complete request on a fresh connection is served
     finally:
         await server.stop()
+
+
+# ---------------------------------------------------------------------------- bodies
+
+
+@pytest.mark.parametrize("path", ["/prompt", "/queue", "/history", "/interrupt", "/free", "/api/prompt"])
+@pytest.mark.parametrize("depth", [973, 100_000])
+async def test_a_deeply_nested_body_is_a_clear_400(server: FakeComfy, http: aiohttp.ClientSession, path: str, depth: int) -> None:
+    body = "[" * depth + "]" * depth
+    async with http.post(server.base_url + path, data=body, headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400, await resp.text()
+        assert "nested too deeply" in (await resp.json())["error"]["message"]
+
+
+async def test_an_input_nested_just_below_the_parser_limit_does_not_poison_history(
+    server: FakeComfy, http: aiohttp.ClientSession
+) -> None:
+    prompt = _image("deep/x")
+    prompt["2"]["inputs"]["extra"] = json.loads("[" * 960 + "]" * 960)
+    body = json.dumps({"prompt": prompt, "extra_data": {"deep": json.loads("[" * 960 + "]" * 960)}})
+    async with http.post(f"{server.base_url}/prompt", data=body, headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400, await resp.text()
+    entry = await _run(http, server, _image("fine/x"))  # the server still works for everyone
+    assert entry["status"]["status_str"] == "success"
+    async with http.get(f"{server.base_url}/history") as resp:
+        assert resp.status == 200
