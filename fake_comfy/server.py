@@ -13,10 +13,12 @@ import os
 import shutil
 import tempfile
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import structlog
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from comfy_chaos.fake_comfy.config import FakeConfig
 from comfy_chaos.fake_comfy.connlimit import HEADER_TIMEOUT_S, GuardedSite, default_limit
@@ -169,6 +171,16 @@ def _bad_json(where: str, error: Exception) -> web.Response:
     return _json(body, 400)
 
 
+#: clientIds whose reconnect count is remembered (least recently connected forgotten first).
+CLIENT_IDS_KEPT = 10_000
+#: Longest upload file name in bytes (Linux NAME_MAX).
+NAME_MAX = 255
+
+
+def _bad_upload(message: str, status: int = 400) -> web.Response:
+    return _json({"error": {"type": "invalid_upload", "message": message, "details": "", "extra_info": {}}}, status)
+
+
 #: Deepest JSON body accepted (arrays and objects); API workflows nest about 6 deep.
 MAX_JSON_DEPTH = 128
 
@@ -207,7 +219,7 @@ class FakeComfy:
     def __init__(self, config: FakeConfig | None = None, faults: FaultEngine | None = None) -> None:
         self.config = config or FakeConfig()
         self.faults = faults
-        self.ledger = Ledger()
+        self.ledger = Ledger(self.config.ledger_limit)
         self.events = EventBus()
         self.root = tempfile.mkdtemp(prefix="fake_comfy_", dir=_scratch_dir())
         _SCRATCH_ROOTS.add(self.root)
@@ -225,7 +237,8 @@ class FakeComfy:
         )
         self.conns: dict[int, Conn] = {}
         self._next_conn_id = 0
-        self._connects_per_sid: dict[str, int] = {}
+        self._connects_per_sid: OrderedDict[str, int] = OrderedDict()  # bounded: CLIENT_IDS_KEPT
+        self._upload_sizes: dict[str, int] = {}  # path → bytes, for the upload quota
         self._outbox: asyncio.Queue[OutFrame] | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -330,6 +343,8 @@ class FakeComfy:
                     handler.transport.abort()
         self.core.reset(keep_history=keep_history)
         shutil.rmtree(os.path.join(self.root, "temp"), ignore_errors=True)
+        temp = os.path.join(self.root, "temp") + os.sep
+        self._upload_sizes = {path: size for path, size in self._upload_sizes.items() if not path.startswith(temp)}
         os.makedirs(os.path.join(self.root, "temp"), exist_ok=True)
         self._start_tasks()
         log.info("fake_comfy.restarted", keep_history=keep_history)
@@ -573,6 +588,9 @@ class FakeComfy:
         await ws.prepare(request)
         conn.raise_buffer_limit()
         self._connects_per_sid[sid] = reconnect_index + 1
+        self._connects_per_sid.move_to_end(sid)
+        while len(self._connects_per_sid) > CLIENT_IDS_KEPT:
+            self._connects_per_sid.popitem(last=False)
         previous = self.core.sockets.get(sid)
         if previous is not None:
             self.ledger.record_connection(now, sid, "replaced", previous)
@@ -707,7 +725,7 @@ class FakeComfy:
     async def _upload_image(self, request: web.Request) -> web.Response:
         try:
             post = await request.post()
-        except ValueError as exc:
+        except (ValueError, HttpProcessingError) as exc:  # also a NUL in a part's header
             return _json({"error": {"type": "invalid_form", "message": "expected multipart/form-data", "details": str(exc), "extra_info": {}}}, 400)
         image = post.get("image")
         if not isinstance(image, web.FileField) or not image.filename:
@@ -718,22 +736,32 @@ class FakeComfy:
         subfolder = str(post.get("subfolder", ""))
         base = os.path.join(self.root, kind)
         folder = os.path.join(base, subfolder)
-        if os.path.commonpath((os.path.abspath(folder), base)) != base:
+        if "\0" in subfolder or os.path.commonpath((os.path.abspath(folder), base)) != base:
             return web.Response(status=400)
-        os.makedirs(folder, exist_ok=True)
         filename = os.path.basename(image.filename)
+        if filename in ("", ".", "..") or "\0" in filename or len(filename.encode("utf-8", "surrogatepass")) > NAME_MAX:
+            return _bad_upload(f"invalid file name {filename[:80]!r}")
         stem, ext = os.path.splitext(filename)
         overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")
         data = image.file.read()
-        i = 1
-        while not overwrite and os.path.exists(os.path.join(folder, filename)):
-            with open(os.path.join(folder, filename), "rb") as fh:
-                if fh.read() == data:
-                    break
-            filename = f"{stem} ({i}){ext}"
-            i += 1
-        with open(os.path.join(folder, filename), "wb") as fh:
-            fh.write(data)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            i = 1
+            while not overwrite and os.path.exists(os.path.join(folder, filename)):
+                with open(os.path.join(folder, filename), "rb") as fh:
+                    if fh.read() == data:
+                        break
+                filename = f"{stem} ({i}){ext}"
+                i += 1
+            path = os.path.join(folder, filename)
+            stored = sum(self._upload_sizes.values()) - self._upload_sizes.get(path, 0)
+            if stored + len(data) > self.config.upload_quota_mb * 1024 * 1024:
+                return _bad_upload(f"upload quota of {self.config.upload_quota_mb} MiB exceeded", 413)
+            with open(path, "wb") as fh:
+                fh.write(data)
+        except (OSError, ValueError) as exc:  # a too-long path, a subfolder that is a file, ...
+            return _bad_upload(f"cannot store {filename[:80]!r}: {exc.strerror if isinstance(exc, OSError) else exc}")
+        self._upload_sizes[path] = len(data)
         return _json({"name": filename, "subfolder": subfolder, "type": kind})
 
     # ------------------------------------------------------------------ static info

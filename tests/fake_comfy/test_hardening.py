@@ -253,3 +253,71 @@ async def test_an_input_nested_just_below_the_parser_limit_does_not_poison_histo
     assert entry["status"]["status_str"] == "success"
     async with http.get(f"{server.base_url}/history") as resp:
         assert resp.status == 200
+
+
+# ---------------------------------------------------------------------------- uploads and bounded state
+
+
+async def _upload(http: aiohttp.ClientSession, server: FakeComfy, name: str, data: bytes, **fields: str) -> aiohttp.ClientResponse:
+    """POST a multipart form built by hand: aiohttp's client refuses a NUL in a header."""
+    boundary = "----chaosboundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+             "Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n"]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+              for key, value in fields.items()]
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    async with http.post(f"{server.base_url}/upload/image", data=body, headers=headers) as resp:
+        await resp.read()
+        return resp
+
+
+@pytest.mark.parametrize("name", [".", "..", "a\0b.png", "x" * 300 + ".png", "é" * 200 + ".png"])
+async def test_upload_with_an_impossible_file_name_is_a_400(server: FakeComfy, http: aiohttp.ClientSession, name: str) -> None:
+    resp = await _upload(http, server, name, b"png")
+    assert resp.status == 400
+    resp = await _upload(http, server, "fine.png", b"png", subfolder="a\0b")
+    assert resp.status == 400
+    resp = await _upload(http, server, "fine.png", b"png", subfolder="d" * 5000)
+    assert resp.status == 400
+
+
+async def test_uploads_have_a_quota(http: aiohttp.ClientSession) -> None:
+    server = FakeComfy(FakeConfig(time_scale=0.0, upload_quota_mb=1))
+    await server.start()
+    try:
+        half = b"\x01" * (600 * 1024)
+        assert (await _upload(http, server, "a.png", half)).status == 200
+        assert (await _upload(http, server, "a.png", half[:-1] + b"\x02", overwrite="true")).status == 200  # replaces
+        resp = await _upload(http, server, "b.png", half)
+        assert resp.status == 413
+        assert not os.path.exists(os.path.join(server.root, "input", "b.png"))
+    finally:
+        await server.stop()
+
+
+async def test_a_bounded_ledger_keeps_neither_every_request_nor_every_client_id(
+    http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comfy_chaos.fake_comfy import server as server_module
+
+    monkeypatch.setattr(server_module, "CLIENT_IDS_KEPT", 20)
+    server = FakeComfy(FakeConfig(time_scale=0.0, ledger_limit=50))
+    await server.start()
+    try:
+        for i in range(120):
+            async with http.get(f"{server.base_url}/queue?pad={'x' * 5000}{i}") as resp:
+                assert resp.status == 200
+        for i in range(60):
+            async with http.ws_connect(f"{server.base_url}/ws?clientId=c{i}") as ws:
+                await ws.receive()
+        for _ in range(60):
+            async with http.post(f"{server.base_url}/prompt", json={"prompt": _image("b/x")}) as resp:
+                assert resp.status == 200
+        assert len(server.ledger.http) == 50
+        assert max(len(record.path) for record in server.ledger.http) <= 512
+        assert len(server.ledger.connections) <= 50
+        assert len(server.ledger.prompts) <= 50
+        assert len(server._connects_per_sid) <= 20
+    finally:
+        await server.stop()
