@@ -244,9 +244,8 @@ async def test_a_deeply_nested_body_is_a_clear_400(server: FakeComfy, http: aioh
 async def test_an_input_nested_just_below_the_parser_limit_does_not_poison_history(
     server: FakeComfy, http: aiohttp.ClientSession
 ) -> None:
-    prompt = _image("deep/x")
-    prompt["2"]["inputs"]["extra"] = json.loads("[" * 960 + "]" * 960)
-    body = json.dumps({"prompt": prompt, "extra_data": {"deep": json.loads("[" * 960 + "]" * 960)}})
+    deep = "[" * 960 + "]" * 960  # parses in a shallow stack; the encoder then fails deeper
+    body = json.dumps({"prompt": _image("deep/x"), "extra_data": {"deep": "DEEP"}}).replace('"DEEP"', deep)
     async with http.post(f"{server.base_url}/prompt", data=body, headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400, await resp.text()
     entry = await _run(http, server, _image("fine/x"))  # the server still works for everyone
