@@ -105,7 +105,8 @@ def test_signal_mid_suite_stops_every_process_listener_and_folder(suite: Path, s
 FATAL = """
 import asyncio, sys
 from pathlib import Path
-from comfy_chaos.harness import run_cli, suite
+from comfy_chaos.harness import suite
+from comfy_chaos.harness.cli import common
 from comfy_chaos.harness.scenario import load_scenario
 
 real_run_one = suite.run_one
@@ -128,7 +129,7 @@ async def stop_tasks(self):  # and the server's own teardown dies of one too
 FakeComfy._stop_tasks = stop_tasks
 jobs = [(load_scenario(Path(f"s/long{seed}.yaml")), "reference") for seed in (1, 2)]
 try:
-    run_cli._execute(jobs, seed=None, time_scale=None, parallel=2)
+    common.execute(jobs, seed=None, time_scale=None, parallel=2)
 except MemoryError:
     print("MemoryError raised")
 """
