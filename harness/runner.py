@@ -803,10 +803,13 @@ class _Run:
         return problems
 
     def _engine_leftovers(self) -> list[str]:
-        if self.engine is None:
+        if self.engine is None or self.engine.open_until() is None:
             return []
-        active = [i for i in range(len(self.specs)) if self.engine.state(i).status == "active"]
-        return [f"faults[{i}] ({self.specs[i].kind}) still active in the fault engine" for i in active]
+        states = getattr(getattr(self.engine, "planner", None), "states", [])
+        open_ = [s.index for s in states if s.status in ("active", "overtime")]
+        if not open_:
+            return ["a fault window is still open in the fault engine"]
+        return [f"faults[{i}] ({self.specs[i].kind}) still active in the fault engine" for i in open_]
 
     # --- the record ------------------------------------------------------------------------
 
