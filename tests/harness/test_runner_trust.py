@@ -99,8 +99,12 @@ async def any_toxiproxy(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 async def test_heal_removes_a_toxic_whose_removal_was_in_flight(
     any_toxiproxy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The toxic's duration ends as the server goes quiet: its removal is on its way when
-    # the heal cancels the engine's timers. Toxiproxy answers that removal 300 ms late.
+    # The toxic's duration ends as the server goes quiet: Toxiproxy answers its removal
+    # 300 ms late, and the fault engine gives up on (cancels) a removal after 0.2 s here
+    # (5 s normally: a starved machine). Then the heal comes.
+    import comfy_chaos.fake_comfy.faults.engine as engine
+
+    monkeypatch.setattr(engine, "EXTERNAL_TIMEOUT", 0.2)
     original_remove = ToxiproxyControl.remove_toxic
     original_delete = ToxiproxyControl.delete_proxy
     left_at_teardown: list[list[str]] = []
