@@ -10,7 +10,7 @@ from scoring_records import SID, T0, fault, ok_task, prompt, record, result, sub
 
 from comfy_chaos.harness.report import build_matrix, render_html, render_matrix, render_summary, write_html_report
 from comfy_chaos.harness.results import SCHEMA_VERSION, ResultsError, ResultsFile, load_results, save_results
-from comfy_chaos.harness.scoring import score
+from comfy_chaos.harness.scoring import score_json as score
 
 VOID = {"meta", "br", "img", "hr", "input", "link", "col", "area", "base", "wbr", "source"}
 SVG_LEAVES = {"line", "circle", "rect", "path"}

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from scoring_records import SID, T0, fault, ok_task, outputs_for, prompt, record, result, submitted
 
 from comfy_chaos.harness.record import RunRecord
-from comfy_chaos.harness.scoring import output_set, percentile, score
+from comfy_chaos.harness.scoring import output_set, percentile
+from comfy_chaos.harness.scoring import score as score_record
+from comfy_chaos.harness.scoring import score_json as score
 
 
 def classes(rec: dict) -> dict[str, str]:
@@ -130,15 +133,44 @@ def test_wrong_outputs_compares_node_filename_subfolder_type() -> None:
     assert classes(same) == {"t0": "ok"}
 
 
+REPLY_LOST = [{"kind": "prompt_response_lost", "when": {"on": "request", "route": "/prompt"}}]
+
+
+def reply_lost_at(t: float) -> dict:
+    return {"t": T0 + t, "kind": "prompt_response_lost", "spec_index": 0, "target_kind": "http",
+            "target_client_id": None, "target": {"method": "POST", "path": "/prompt"}, "detail": {}}
+
+
 def test_indeterminate_when_submission_reply_lost_and_never_reported() -> None:
-    rec = record([prompt("p0", "t0")], [])
+    rec = record([prompt("p0", "t0")], [], fault_specs=REPLY_LOST, fault_log=[reply_lost_at(0.1)])
     res = score(rec)
     assert classes(rec) == {"t0": "indeterminate"} and res.verdict == "fail"
 
 
 def test_indeterminate_when_reported_error_without_prompt_id() -> None:
-    rec = record([prompt("p0", "t0")], [result("t0", None, outcome="error")])
+    rec = record([prompt("p0", "t0")], [result("t0", None, outcome="error")], fault_specs=REPLY_LOST,
+                 fault_log=[reply_lost_at(0.1)])
     assert classes(rec) == {"t0": "indeterminate"}
+
+
+def test_no_submitted_line_and_no_fault_is_not_indeterminate() -> None:
+    """Regression (issue 13 #3): a client that never exposes prompt ids, on a fault-free
+    run, was 'indeterminate … without ever learning its prompt id'. The ledger ties the
+    prompt to the task by its workflow tag: a wrong report is wrong_outcome, none is lost."""
+    wrong = record([prompt("p0", "t0"), prompt("p1", "t1")],
+                   [result("t0", None, outcome="error"), result("t1", None, outputs=outputs_for("p1"))])
+    res = score(wrong)
+    assert classes(wrong) == {"t0": "wrong_outcome", "t1": "ok"}
+    assert "without ever learning" not in "\n".join(res.reasons)
+    assert "prompt_ids" in res.capabilities_missing
+    silent = record([prompt("p0", "t0")], [])
+    assert classes(silent) == {"t0": "lost"}
+
+
+def test_a_fault_far_from_the_submission_does_not_excuse_a_missing_prompt_id() -> None:
+    rec = record([prompt("p0", "t0")], [result("t0", None, outcome="error", t=4.0)], fault_specs=REPLY_LOST,
+                 fault_log=[reply_lost_at(3.0)])
+    assert classes(rec) == {"t0": "wrong_outcome"}
 
 
 def test_reply_lost_but_reconciled_by_tag_is_ok() -> None:
@@ -210,7 +242,7 @@ def test_hang_and_crash() -> None:
     assert allowed.verdict == "pass"
     crashed = score(record(prompts, reports, adapter={"crashed": True, "exit_code": 1, "stderr_tail": "Traceback: X"}))
     assert crashed.verdict == "fail" and any("crash" in r and "Traceback: X" in r for r in crashed.reasons)
-    per_client = score(record(prompts, reports, adapter={"clients": [{"hung": False}, {"crashed": True}]}))
+    per_client = score(record(prompts, reports, adapter={"instances": [{"hung": False}, {"crashed": True}]}))
     assert per_client.metrics["crash"] is True
 
 
@@ -248,7 +280,11 @@ def test_scoring_is_pure_and_accepts_a_run_record() -> None:
     before = copy.deepcopy(rec)
     first = score(rec).to_dict()
     assert rec == before
-    assert score(RunRecord.from_dict(rec)).to_dict() == first
+    typed = RunRecord.from_json(rec)
+    assert score_record(typed).to_dict() == first
+    assert score_record(RunRecord.from_json(json.loads(json.dumps(typed.to_json())))).to_dict() == first
+    with pytest.raises(ValueError, match="unknown keys"):
+        RunRecord.from_json({**rec, "bogus": 1})
 
 
 def test_percentile_nearest_rank() -> None:
@@ -289,7 +325,31 @@ def test_repeated_fault_records_are_folded_in_reasons() -> None:
     )
 
 
+def conn(t: float, sid: str, event: str, conn_id: int) -> dict:
+    return {"t": T0 + t, "sid": sid, "event": event, "conn_id": conn_id}
+
+
 def test_reconnects_count_new_client_ids_too() -> None:
     prompts, reports = run_of_ok(1)
-    connections = [{"t": T0 + i * 0.1, "sid": f"sid-{i}", "event": "open", "conn_id": i} for i in range(3)]
-    assert score(record(prompts, reports, connections=connections)).metrics["reconnects"] == 2
+    # the socket drops while t0 is running; the client comes back with a new client id
+    connections = [conn(0.0, SID, "open", 0), conn(0.5, SID, "abort", 0), conn(0.6, "sid-new", "open", 1)]
+    assert score(record(prompts, reports, connections=connections)).metrics["reconnects"] == 1
+
+
+def test_one_websocket_per_task_is_not_reconnecting() -> None:
+    """Regression (issue 13 #4): a client that opens a socket (new client id) per task and
+    closes it once the task is reported was counted as reconnecting once per task."""
+    prompts, reports, connections = [], [], []
+    for i in range(4):
+        sid = f"sid-task-{i}"
+        at = i * 2.0
+        prompts.append(prompt(f"p{i}", f"t{i}", accepted=at + 0.1, started=at + 0.2, completed=at + 1.0, sid=sid))
+        reports.append(result(f"t{i}", f"p{i}", t=at + 1.2))
+        connections += [conn(at + 0.05, sid, "open", i), conn(at + 1.25, sid, "close", i)]
+    res = score(record(prompts, reports, connections=connections, t_end=9.0))
+    assert res.metrics["reconnects"] == 0 and res.verdict == "pass"
+    # the same client, its third socket dropped by the server while t2 runs, then reopened
+    dropped = [c for c in connections if not (c["conn_id"] == 2 and c["event"] == "close")]
+    dropped += [conn(4.5, "sid-task-2", "abort", 2), conn(4.7, "sid-task-2", "open", 9), conn(5.3, "sid-task-2",
+                                                                                              "close", 9)]
+    assert score(record(prompts, reports, connections=dropped, t_end=9.0)).metrics["reconnects"] == 1
