@@ -282,7 +282,9 @@ class _Scoring:
         return round(float(t) - self.t0, 6)
 
     def slow(self, key: str) -> float | None:
-        value = self.expect.get(key, SLOW_DEFAULTS[key])
+        value = self.expect.get(key)
+        if value is None:
+            value = SLOW_DEFAULTS[key]
         return None if value is None else float(value)
 
     def _sid_names(self) -> dict[str, str]:

@@ -164,10 +164,10 @@ def test_many_tasks_draw_problem_lanes_first(tmp_path: Path) -> None:
 def test_terminal_summary_rows_totals_and_reasons() -> None:
     text = render_summary([failing_result(), passing_result()])
     lines = text.splitlines()
-    assert lines[0].split()[:5] == ["scenario", "client", "verdict", "tasks", "done"]
+    assert lines[0].split()[:6] == ["scenario", "client", "verdict", "cause", "tasks", "done"]
     row = next(line for line in lines if line.startswith("drop-completion"))
     cols = row.split()
-    assert cols[:7] == ["drop-completion", "reference", "FAIL", "3", "3", "2", "1"]
+    assert cols[:8] == ["drop-completion", "reference", "FAIL", "no-control", "3", "3", "2", "1"]
     assert "1 passed, 1 failed, 0 inconclusive (2 runs" in text
     assert "drop-completion / reference: FAIL" in text and "  t1 (prompt 9f2c1a7e…) lost" in text
     assert "\x1b" not in text
@@ -191,8 +191,10 @@ def test_results_json_round_trip_and_report_from_json_alone(tmp_path: Path) -> N
     original = ResultsFile(run={"command": "comfy-chaos run"}, results=[failing_result(), passing_result()])
     path = save_results(tmp_path / "out" / "results.json", original)
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["schema_version"] == SCHEMA_VERSION == 1 and len(data["results"]) == 2
-    assert {"scenario", "client", "seed", "verdict", "reasons", "replay", "metrics", "tasks"} <= set(data["results"][0])
+    assert data["schema_version"] == SCHEMA_VERSION == 2 and len(data["results"]) == 2
+    assert {"scenario", "client", "seed", "verdict", "reasons", "replay", "metrics", "tasks", "attribution",
+            "attribution_detail", "clean_run_bug", "control", "capabilities_missing", "client_words"} <= set(
+        data["results"][0])
     loaded = load_results(path)
     assert [r.to_dict() for r in loaded.results] == [r.to_dict() for r in original.results]
     assert render_html(loaded) == render_html(original)
@@ -200,8 +202,8 @@ def test_results_json_round_trip_and_report_from_json_alone(tmp_path: Path) -> N
 
 def test_results_errors_name_file_and_problem(tmp_path: Path) -> None:
     bad_version = tmp_path / "v.json"
-    bad_version.write_text(json.dumps({"schema_version": 2, "results": []}))
-    with pytest.raises(ResultsError, match=r"v\.json: schema_version: expected 1, got 2"):
+    bad_version.write_text(json.dumps({"schema_version": 3, "results": []}))
+    with pytest.raises(ResultsError, match=r"v\.json: schema_version: expected 2, got 3"):
         load_results(bad_version)
     broken = tmp_path / "b.json"
     broken.write_text('{"schema_version": 1,\n "results": [}')
