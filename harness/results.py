@@ -149,6 +149,8 @@ class ScenarioResult:
     scenario has no faults)."""
     control: dict[str, Any] | None = None
     """Summary of the control run (`verdict`, `failures`, `problems`, `metrics`, `reasons`)."""
+    failures: list[str] = field(default_factory=list)
+    """The bars this run broke (also the first reason lines of a fail)."""
     capabilities_missing: list[str] = field(default_factory=list)
     """What the client does not expose, so was not compared (`outputs`, `prompt_ids`)."""
     client_words: dict[str, Any] = field(default_factory=dict)
@@ -180,7 +182,8 @@ class ScenarioResult:
         data["tasks"] = [_task_from_dict(t) for t in data.get("tasks", [])]
         data["faults"] = [_from_dict(FaultMark, f) for f in data.get("faults", [])]
         data["connections"] = [_from_dict(ConnSpan, c) for c in data.get("connections", [])]
-        return _from_dict(cls, data)
+        result: ScenarioResult = _from_dict(cls, data)
+        return result
 
 
 def _task_from_dict(data: dict[str, Any]) -> TaskScore:

@@ -105,16 +105,10 @@ def summarise_control(result: ScenarioResult) -> ControlSummary:
             "hang", "crash", "completeness")
     return ControlSummary(
         verdict=result.verdict,
-        failures=tuple(line for line in result.reasons if _is_bar_line(line)),
+        failures=tuple(result.failures),
         problems={k: v for k, v in problems.items() if v},
         metrics={k: result.metrics.get(k) for k in keys},
         reasons=tuple(result.reasons),
-    )
-
-
-def _is_bar_line(line: str) -> bool:
-    return not line.startswith(("Falsifying run", "Inconclusive run", "seed:", "replay:")) and not re.match(
-        r"^\S+ \((no prompt id|prompt )", line
     )
 
 
@@ -321,12 +315,8 @@ class _Scoring:
         for report in self.rec.reports:
             if report.type not in ("result", "submitted"):
                 continue
-            task_id = report.task_id
-            if task_id is None:
-                known = self.prompt_by_id.get(report.prompt_id) if report.prompt_id else None
-                task_id = known.task_id if known else None
-            if task_id is None:
-                task_id = f"?{report.prompt_id or 'unknown'}"
+            known = self.prompt_by_id.get(report.prompt_id) if report.prompt_id else None
+            task_id = report.task_id or (known.task_id if known else None) or f"?{report.prompt_id or 'unknown'}"
             target = get(task_id)
             if report.type == "submitted":
                 target.submitted.append(report)
@@ -565,11 +555,11 @@ class _Scoring:
         slack = max(0.05, 0.5 * self.time_scale)
 
         def pending(sid: str, t: float) -> bool:
-            for p in self.prompts:
-                if p.client_id == sid and self.rel0(p.accepted_at) <= t and p.outcome != "cancelled":
-                    if answered.get(p.prompt_id, math.inf) > t:
-                        return True
-            return False
+            return any(
+                p.client_id == sid and self.rel0(p.accepted_at) <= t and p.outcome != "cancelled"
+                and answered.get(p.prompt_id, math.inf) > t
+                for p in self.prompts
+            )
 
         def broken(sid: str, t: float) -> bool:
             for m in breaking:
@@ -783,6 +773,7 @@ class _Scoring:
                 "verdict": control.verdict, "failures": list(control.failures), "problems": dict(control.problems),
                 "metrics": dict(control.metrics), "reasons": list(control.reasons),
             },
+            failures=[f.line for f in failures],
             capabilities_missing=self.capabilities_missing(values),
             client_words=self.client_words(values),
         )
@@ -865,10 +856,10 @@ class _Scoring:
                 continue
             bar = max(floor, factor * base, base + slack)
             if value > bar:
-                vs = f"control {base:.2f} s" if control is not None else "no control run"
-                out.append(_Failure("latency", f"latency {label} {value:.2f} s > {bar:.2f} s "
-                                    f"(max of expect.latency_floor {floor:g}, {factor:g} × control, control + "
-                                    f"{slack:.1f} s allowed for these faults; {vs})"))
+                why = f"expect.latency_floor {floor:g} s"
+                if control is not None or allowance:
+                    why += f", {factor:g} × control {base:.2f} s, control + {slack:.1f} s allowed for these faults"
+                out.append(_Failure("latency", f"latency {label} {value:.2f} s > {bar:.2f} s (the largest of {why})"))
         per_task, http_floor = metrics["http_per_task"], self.slow("http_per_task")
         if per_task is not None and http_floor is not None and metrics["tasks"]:
             polls = (self.slow("poll_rate") or 0.0) * wall_scenario / metrics["tasks"] * self.instances
@@ -933,10 +924,10 @@ class _Scoring:
         added = [f for f in failures if self.added_by_faults(f, metrics, control)]
         same = "; ".join(control.failures[:3])
         if added:
-            return (Attribution.FAULT, f"fails without faults too ({same}), and the faults added: "
-                    + "; ".join(f.line for f in added[:3]), True)
-        return Attribution.CLEAN_RUN, f"clean-run bug: fails without faults too ({same}); the faults changed " \
-            "nothing that fails", True
+            added_text = "; ".join(f.line for f in added[:3])
+            return Attribution.FAULT, f"fails without faults too ({same}), and the faults added: {added_text}", True
+        detail = f"clean-run bug: fails without faults too ({same}); the faults changed nothing that fails"
+        return Attribution.CLEAN_RUN, detail, True
 
     @staticmethod
     def added_by_faults(failure: _Failure, metrics: Mapping[str, Any], control: ControlSummary) -> bool:
@@ -947,8 +938,8 @@ class _Scoring:
         if key in ("hang", "crash"):
             return not c.get(key)
         if key == "completeness":
-            return float(metrics["completeness"]) < float(c.get("completeness") if c.get("completeness") is not None
-                                                          else 1.0)
+            clean = c.get("completeness")
+            return float(metrics["completeness"]) < (1.0 if clean is None else float(clean))
         if key == "p95_latency":
             return not any("p95_latency" in line for line in control.failures)
         return True  # slow-burn bars are relative to the control already

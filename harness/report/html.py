@@ -319,8 +319,9 @@ def _clean_run_bugs(results: list[ScenarioResult]) -> str:
     bugs = clean_run_bugs(results)
     if not bugs:
         return ""
-    parts = ["<h2>Clean-run bugs</h2>", "<p>These clients fail the workload without any fault; their fault "
-             "cells say whether the faults changed anything.</p>"]
+    intro = ("<p>These clients fail the workload without any fault; their fault cells say whether the faults "
+             "changed anything.</p>")
+    parts = ["<h2>Clean-run bugs</h2>", intro]
     for bug in bugs:
         parts.append(
             f'<div class="clean-run-bug" data-client="{escape(bug.client)}"><h3>{escape(bug.client)} — fails '

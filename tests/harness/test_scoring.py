@@ -5,12 +5,28 @@ import copy
 import json
 
 import pytest
-from scoring_records import SID, T0, fault, ok_task, outputs_for, prompt, record, result, submitted
-
 from comfy_chaos.harness.record import RunRecord
-from comfy_chaos.harness.scoring import output_set, percentile
+from comfy_chaos.harness.scoring import output_set, percentile, summarise_control
 from comfy_chaos.harness.scoring import score as score_record
 from comfy_chaos.harness.scoring import score_json as score
+from scoring_records import (
+    SID,
+    T0,
+    batching_client,
+    fault,
+    http_log,
+    late_reporter,
+    no_submitted_client,
+    null_outputs_client,
+    ok_task,
+    outputs_for,
+    prompt,
+    record,
+    result,
+    spinning_client,
+    storm_client,
+    submitted,
+)
 
 
 def classes(rec: dict) -> dict[str, str]:
@@ -356,18 +372,6 @@ def test_one_websocket_per_task_is_not_reconnecting() -> None:
 
 
 # --- issue 13: false failures, slow-burn bars, attribution, coverage, the client's words ---
-
-from scoring_records import (  # noqa: E402
-    batching_client,
-    http_log,
-    late_reporter,
-    no_submitted_client,
-    null_outputs_client,
-    spinning_client,
-    storm_client,
-)
-
-from comfy_chaos.harness.scoring import summarise_control  # noqa: E402
 
 
 def with_control(rec: dict, control: dict):
