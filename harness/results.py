@@ -186,6 +186,18 @@ class ScenarioResult:
         return result
 
 
+FAILURE_KINDS = ("fault", "clean_run")
+
+
+def failing(results: list[ScenarioResult], kinds: tuple[str, ...] = FAILURE_KINDS) -> list[ScenarioResult]:
+    """The results a CI gate should fail on: those failing for one of `kinds` (`fault`:
+    caused by the faults or unattributed; `clean_run`: the client fails without faults)."""
+    unknown = sorted(set(kinds) - set(FAILURE_KINDS))
+    if unknown:
+        raise ValueError(f"failure kinds {unknown}: expected some of {list(FAILURE_KINDS)}")
+    return [r for r in results if r.failure_kinds() & set(kinds)]
+
+
 def _task_from_dict(data: dict[str, Any]) -> TaskScore:
     task: TaskScore = _from_dict(TaskScore, data)
     task.cls = TaskClass(task.cls)

@@ -84,6 +84,10 @@ or its requests (reconnect backoff 1+2+4+8+16 s, HTTP retry backoff), on top of 
 fault windows themselves. Frame and message faults on a healthy socket get no such
 allowance."""
 
+LOADED_MACHINE_S = 1.0
+"""Real seconds a loaded machine may delay any report (event loops starved of CPU): the
+latency floor is never below this, in scenario seconds (10 s at time scale 0.1)."""
+
 BREAKING_KINDS = frozenset({"close", "abort", "refuse", "silent", "restart"})
 """WebSocket fault kinds that break the connection rather than one frame."""
 
@@ -848,6 +852,8 @@ class _Scoring:
         wall_scenario = (self.t_end - self.t0) / self.time_scale
         out: list[_Failure] = []
         floor = self.slow("latency_floor")
+        if floor is not None:
+            floor = max(floor, LOADED_MACHINE_S / self.time_scale)
         factor = self.slow("latency_factor") or 1.0
         slack = (self.slow("latency_slack") or 0.0) + allowance
         for key, label in (("latency_p95", "p95"), ("latency_max", "max")):
@@ -856,7 +862,7 @@ class _Scoring:
                 continue
             bar = max(floor, factor * base, base + slack)
             if value > bar:
-                why = f"expect.latency_floor {floor:g} s"
+                why = f"the floor {floor:g} s (expect.latency_floor, at least {LOADED_MACHINE_S:g} real s)"
                 if control is not None or allowance:
                     why += f", {factor:g} × control {base:.2f} s, control + {slack:.1f} s allowed for these faults"
                 out.append(_Failure("latency", f"latency {label} {value:.2f} s > {bar:.2f} s (the largest of {why})"))

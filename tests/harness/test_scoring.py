@@ -453,7 +453,7 @@ def test_batching_until_the_queue_is_empty_fails_on_latency() -> None:
     """Issue 13 #9: holding every result until the queue is empty (seconds late) passed."""
     res = score(batching_client(4, hold_until=8.0))
     assert res.verdict == "fail" and res.metrics["latency_max"] == pytest.approx(6.05)
-    assert any(r.startswith("latency p95 6.05 s > 6.00 s") for r in res.reasons)
+    assert any(r.startswith("latency p95 6.05 s > 6.00 s (the largest of the floor 6 s") for r in res.reasons)
     assert res.attribution == "clean_run" and res.clean_run_bug
     assert score(batching_client(4)).verdict == "pass"
 
@@ -589,3 +589,27 @@ def test_the_clients_words_are_kept() -> None:
     assert words["counters"] == {"polls": 7}
     assert len(words["stderr_tail"]) == 4096 and words["stderr_tail"].endswith("WARN end")
     assert any("the client said: 'ended expired: websocket closed 1006'" in r for r in res.reasons)
+
+
+def test_gate_can_fail_on_either_kind() -> None:
+    from comfy_chaos.harness.results import failing
+
+    clean_pass, clean_fail = lost_run(0, faulted=False), lost_run(1, faulted=False)
+    by_faults = with_control(lost_run(1, faulted=True), clean_pass)
+    clean = with_control(lost_run(1, faulted=True), clean_fail)
+    ok = with_control(lost_run(0, faulted=True), clean_pass)
+    results = [by_faults, clean, ok]
+    assert failing(results) == [by_faults, clean]
+    assert failing(results, ("fault",)) == [by_faults]
+    assert failing(results, ("clean_run",)) == [clean]
+    with pytest.raises(ValueError, match="failure kinds"):
+        failing(results, ("bogus",))
+
+
+def test_latency_floor_is_never_below_a_real_second() -> None:
+    """At time scale 0.1 a loaded machine's 0.8 s (real) delay is 8 scenario seconds: not a
+    failure; 1.5 s real (15 scenario seconds) is."""
+    starved = score(batching_client(1, hold_until=2.75, time_scale=0.1))  # 0.8 s real late
+    assert starved.metrics["latency_max"] == pytest.approx(8.0) and starved.verdict == "pass"
+    slow = score(batching_client(1, hold_until=3.45, time_scale=0.1))
+    assert slow.verdict == "fail" and any("> 10.00 s (the largest of the floor 10 s" in r for r in slow.reasons)
