@@ -136,7 +136,7 @@ class Expect(_Model):
         None, ge=0, description="Max report latency p95 in scenario seconds (time scaling undone); null = no bar"
     )
     # Slow-burn bars (docs/scoring.md "Slow-burn bars"): relative to the client's own control
-    # run, never below the absolute floor. null = the scorer's default (harness.scoring.SLOW_DEFAULTS).
+    # run, never below the absolute floor. null = the scorer's default (harness.judgement.SLOW_DEFAULTS).
     latency_floor: float | None = Field(None, ge=0, description="Latency p95/max bar never below this (scenario s)")
     latency_factor: float | None = Field(None, ge=1, description="Latency may be this many times the control's")
     latency_slack: float | None = Field(

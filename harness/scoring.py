@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from comfy_chaos.harness.judgement import BREAKING_KINDS, Failure, attribute, slow_burn_failures
 from comfy_chaos.harness.record import (
     AppliedFault,
     ClientReport,
@@ -63,34 +64,6 @@ MAX_TASK_REASONS = 20
 AROUND_S = 0.5
 """Faults within this many real seconds (or 5 × time_scale if larger) of a task's life are
 "around" it in the reasons."""
-
-SLOW_DEFAULTS: dict[str, float | None] = {
-    "latency_floor": 6.0,
-    "latency_factor": 3.0,
-    "latency_slack": 5.0,
-    "http_per_task": 20.0,
-    "http_factor": 5.0,
-    "poll_rate": 2.0,
-    "peak_rps": 20.0,
-    "cpu_per_wall": 0.5,
-    "cpu_margin": 0.3,
-    "reconnects": None,
-}
-"""Slow-burn bars when the scenario's `expect:` does not set them (docs/scoring.md)."""
-
-RECOVERY_S = 30.0
-"""Scenario seconds a client may take to recover from a fault that breaks its connection
-or its requests (reconnect backoff 1+2+4+8+16 s, HTTP retry backoff), on top of the
-fault windows themselves. Frame and message faults on a healthy socket get no such
-allowance."""
-
-LOADED_MACHINE_S = 1.0
-"""Real seconds a loaded machine may delay any report (event loops starved of CPU): the
-latency floor is never below this, in scenario seconds (10 s at time scale 0.1)."""
-
-BREAKING_KINDS = frozenset({"close", "abort", "refuse", "silent", "restart"})
-"""WebSocket fault kinds that break the connection rather than one frame."""
-
 
 def score(record: RunRecord) -> ScenarioResult:
     """Classify every task, compute metrics and the verdict of one run (no I/O, no clock)."""
@@ -208,21 +181,6 @@ def group_faults(marks: list[FaultMark]) -> list[str]:
     return [text for _, text in sorted(lines, key=lambda pair: pair[0])]
 
 
-def union_length(spans: Iterable[tuple[float, float]]) -> float:
-    """Total length covered by the (start, end) spans."""
-    total, cur_start, cur_end = 0.0, None, None
-    for start, end in sorted(spans):
-        if cur_end is None or start > cur_end:
-            if cur_end is not None and cur_start is not None:
-                total += cur_end - cur_start
-            cur_start, cur_end = start, end
-        else:
-            cur_end = max(cur_end, end)
-    if cur_end is not None and cur_start is not None:
-        total += cur_end - cur_start
-    return total
-
-
 def peak_rate(times: Sequence[float], window: float) -> int:
     """The most events in any window of `window` seconds (sliding)."""
     ordered = sorted(times)
@@ -244,14 +202,6 @@ class _Task:
     late: list[ClientReport] = field(default_factory=list)
     """Results after judgement: they count for duplicate/contradictory reports only."""
     submitted: list[ClientReport] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """A broken bar: `key` names it (a problem class, `hang`, `latency`, …)."""
-
-    key: str
-    line: str
 
 
 class _Scoring:
@@ -278,12 +228,6 @@ class _Scoring:
 
     def rel0(self, t: float) -> float:
         return round(float(t) - self.t0, 6)
-
-    def slow(self, key: str) -> float | None:
-        value = self.expect.get(key)
-        if value is None:
-            value = SLOW_DEFAULTS[key]
-        return None if value is None else float(value)
 
     def _sid_names(self) -> dict[str, str]:
         names: dict[str, str] = {}
@@ -805,12 +749,12 @@ class _Scoring:
             head += "; no fault around it"
         return head
 
-    def bar_failures(self, metrics: Mapping[str, Any], crashes: list[ClientReport]) -> list[_Failure]:
+    def bar_failures(self, metrics: Mapping[str, Any], crashes: list[ClientReport]) -> list[Failure]:
         e = self.expect
         adapter = self.rec.adapter
-        out: list[_Failure] = []
+        out: list[Failure] = []
         if metrics["hang"] and not e.get("hang", False):
-            out.append(_Failure("hang", "hang: the client did not finish by the deadline"))
+            out.append(Failure("hang", "hang: the client did not finish by the deadline"))
         if metrics["crash"] and not e.get("crash", False):
             detail = next((c.detail for c in crashes if c.detail), None)
             tail = adapter.stderr_tail or next((a.stderr_tail for a in adapter.instances if a.stderr_tail), None)
@@ -818,137 +762,35 @@ class _Scoring:
             if not codes and adapter.crashed and adapter.exit_code is not None:
                 codes = [adapter.exit_code]
             text = "crash: the client crashed" + (f" (exit code {', '.join(map(str, codes))})" if codes else "")
-            out.append(_Failure("crash", text + (f": {str(detail or tail)[-300:]}" if detail or tail else "")))
+            out.append(Failure("crash", text + (f": {str(detail or tail)[-300:]}" if detail or tail else "")))
         want = float(e.get("completeness", 1.0))
         if metrics["completeness"] < want:
-            out.append(_Failure("completeness",
+            out.append(Failure("completeness",
                 f"completeness {metrics['completeness']:.3f} < expect.completeness {want:g} "
                 f"({metrics['reported']} of {metrics['server_completed']} server-completed tasks reported)"
             ))
         for bar, cls in PROBLEM_BARS.items():
             limit = int(e.get(bar, 0))
             if metrics[str(cls)] > limit:
-                out.append(_Failure(str(cls), f"{cls}: {metrics[str(cls)]} > expect.{bar} {limit}"))
+                out.append(Failure(str(cls), f"{cls}: {metrics[str(cls)]} > expect.{bar} {limit}"))
         p95_bar = e.get("p95_latency")
         if p95_bar is not None and metrics["latency_p95"] is not None and metrics["latency_p95"] > float(p95_bar):
-            out.append(_Failure("p95_latency",
+            out.append(Failure("p95_latency",
                 f"latency p95 {metrics['latency_p95']:.2f} s > expect.p95_latency {float(p95_bar):g} s"))
         return out
 
-    def allowance(self, marks: list[FaultMark]) -> tuple[float, int]:
-        """(scenario seconds the faults may legitimately delay a report, connection-breaking
-        faults that reached the client). Windows count for their length; any fault other
-        than a frame or message fault adds RECOVERY_S once."""
-        reached = [m for m in marks if m.reached]
-        windows = union_length((m.t, _end(m)) for m in reached if m.t_end is not None) / self.time_scale
-        breaking = [m for m in reached if m.target_kind != "ws" or m.kind in BREAKING_KINDS]
-        return windows + (RECOVERY_S if breaking else 0.0), len(breaking)
-
-    def slow_burn_failures(self, metrics: Mapping[str, Any], marks: list[FaultMark]) -> list[_Failure]:
-        """Latency, requests, CPU and reconnects against the control run and absolute floors."""
-        control = self.rec.control
-        c: Mapping[str, Any] = control.metrics if control is not None else {}
-        allowance, breaking = self.allowance(marks)
-        wall_scenario = (self.t_end - self.t0) / self.time_scale
-        out: list[_Failure] = []
-        floor = self.slow("latency_floor")
-        if floor is not None:
-            floor = max(floor, LOADED_MACHINE_S / self.time_scale)
-        factor = self.slow("latency_factor") or 1.0
-        slack = (self.slow("latency_slack") or 0.0) + allowance
-        for key, label in (("latency_p95", "p95"), ("latency_max", "max")):
-            value, base = metrics[key], c.get(key) or 0.0
-            if floor is None or value is None:
-                continue
-            bar = max(floor, factor * base, base + slack)
-            if value > bar:
-                why = f"the floor {floor:g} s (expect.latency_floor, at least {LOADED_MACHINE_S:g} real s)"
-                if control is not None or allowance:
-                    why += f", {factor:g} × control {base:.2f} s, control + {slack:.1f} s allowed for these faults"
-                out.append(_Failure("latency", f"latency {label} {value:.2f} s > {bar:.2f} s (the largest of {why})"))
-        per_task, http_floor = metrics["http_per_task"], self.slow("http_per_task")
-        if per_task is not None and http_floor is not None and metrics["tasks"]:
-            polls = (self.slow("poll_rate") or 0.0) * wall_scenario / metrics["tasks"] * self.instances
-            base = float(c.get("http_per_task") or 0.0)
-            bar = max(http_floor, (self.slow("http_factor") or 1.0) * base) + polls
-            if per_task > bar:
-                out.append(_Failure("http_per_task", f"requests per task {per_task:g} > {bar:.1f} (control "
-                                    f"{base:g}; expect.http_per_task {http_floor:g}, plus polling at "
-                                    f"{self.slow('poll_rate'):g}/s over the run)"))
-        peak, peak_floor = metrics["peak_requests_per_s"], self.slow("peak_rps")
-        if control is not None and peak_floor is not None and c.get("peak_requests_per_s") is not None:
-            base = float(c["peak_requests_per_s"])
-            bar = max(peak_floor, (self.slow("http_factor") or 1.0) * base)
-            if peak > bar:
-                out.append(_Failure("peak_requests_per_s", f"peak {peak:g} requests per scenario second per client "
-                                    f"> {bar:g} (control {base:g}; expect.peak_rps {peak_floor:g}): a request storm"))
-        cpu, cpu_floor = metrics["cpu_per_wall"], self.slow("cpu_per_wall")
-        if cpu is not None and cpu_floor is not None:
-            base_cpu = c.get("cpu_per_wall")
-            bar = max(cpu_floor, float(base_cpu) + (self.slow("cpu_margin") or 0.0)) if base_cpu is not None \
-                else max(cpu_floor, 0.9)
-            if cpu > bar:
-                vs = f"control {float(base_cpu):.2f}" if base_cpu is not None else "no control run"
-                out.append(_Failure("cpu_per_wall", f"CPU {cpu:.2f} s per wall second > {bar:.2f} ({vs}): "
-                                    "the client keeps a core busy"))
-        reconnects = metrics["reconnects"]
-        limit = self.slow("reconnects")
-        base_reconnects = int(c.get("reconnects") or 0)
-        if limit is None:
-            bar_r = base_reconnects + max(5, 3 * breaking) + int(allowance / 5)
-        else:
-            bar_r = base_reconnects + int(limit)
-        if reconnects > bar_r:
-            out.append(_Failure("reconnects", f"reconnects {reconnects} > {bar_r} (control {base_reconnects}, "
-                                f"{breaking} connection-breaking faults): a reconnect storm"))
-        return out
+    def slow_burn_failures(self, metrics: Mapping[str, Any], marks: list[FaultMark]) -> list[Failure]:
+        return slow_burn_failures(
+            metrics, expect=self.expect, control=self.rec.control, marks=marks, time_scale=self.time_scale,
+            wall_s=self.t_end - self.t0, instances=self.instances,
+        )
 
     def attribute(
-        self, verdict: str, failures: list[_Failure], metrics: Mapping[str, Any], inconclusive: list[str]
+        self, verdict: str, failures: list[Failure], metrics: Mapping[str, Any], inconclusive: list[str]
     ) -> tuple[Attribution, str, bool]:
-        """Attribution of the verdict from the control run (docs/scoring.md "Attribution")."""
         has_faults = bool(self.rec.scheduled or self.rec.schedule or self.rec.fault_log)
-        control = self.rec.control
-        if not has_faults:
-            if verdict == "fail":
-                return Attribution.CLEAN_RUN, "fails without any fault (the scenario has none)", True
-            return Attribution(verdict), "", False
-        clean_bug = control is not None and control.verdict == "fail"
-        if verdict == "pass":
-            detail = "passes; fails without faults: " + "; ".join(control.failures[:3]) \
-                if control is not None and clean_bug else ""
-            return Attribution.PASS, detail, clean_bug
-        if verdict == "inconclusive":
-            return Attribution.INCONCLUSIVE, inconclusive[0] if inconclusive else "", clean_bug
-        if control is None:
-            return Attribution.UNATTRIBUTED, "no control run to compare with", False
-        if control.verdict == "inconclusive":
-            return Attribution.UNATTRIBUTED, "the control run was inconclusive: " + "; ".join(
-                line for line in control.reasons[1:2]), False
-        if not clean_bug:
-            return Attribution.FAULT, "fails only under the faults (the control run without faults passes)", False
-        added = [f for f in failures if self.added_by_faults(f, metrics, control)]
-        same = "; ".join(control.failures[:3])
-        if added:
-            added_text = "; ".join(f.line for f in added[:3])
-            return Attribution.FAULT, f"fails without faults too ({same}), and the faults added: {added_text}", True
-        detail = f"clean-run bug: fails without faults too ({same}); the faults changed nothing that fails"
-        return Attribution.CLEAN_RUN, detail, True
-
-    @staticmethod
-    def added_by_faults(failure: _Failure, metrics: Mapping[str, Any], control: ControlSummary) -> bool:
-        key = failure.key
-        c = control.metrics
-        if key in PROBLEM_BARS.values():
-            return int(metrics[key]) > int(control.problems.get(key, 0))
-        if key in ("hang", "crash"):
-            return not c.get(key)
-        if key == "completeness":
-            clean = c.get("completeness")
-            return float(metrics["completeness"]) < (1.0 if clean is None else float(clean))
-        if key == "p95_latency":
-            return not any("p95_latency" in line for line in control.failures)
-        return True  # slow-burn bars are relative to the control already
+        return attribute(verdict, failures, metrics, control=self.rec.control, has_faults=has_faults,
+                         inconclusive=inconclusive)
 
     def inconclusive_reasons(
         self,
