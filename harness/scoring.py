@@ -749,12 +749,23 @@ class _Scoring:
             head += "; no fault around it"
         return head
 
+    def hang_line(self) -> str:
+        """A hung adapter is one still running when the harness stopped it: at the deadline,
+        or (more often) a margin after judgement, which comes earlier when every task was
+        reported or the run healed."""
+        judged = self.rel0(self.t_end)
+        deadline = float(self.scenario.get("deadline") or 0.0) * self.time_scale
+        if deadline and judged < deadline - 1e-3:
+            return (f"hang: the client did not stop after the run was judged at {_fmt_t(judged)} "
+                    f"(before the deadline at {_fmt_t(deadline)}); it was cancelled")
+        return "hang: the client did not finish by the deadline"
+
     def bar_failures(self, metrics: Mapping[str, Any], crashes: list[ClientReport]) -> list[Failure]:
         e = self.expect
         adapter = self.rec.adapter
         out: list[Failure] = []
         if metrics["hang"] and not e.get("hang", False):
-            out.append(Failure("hang", "hang: the client did not finish by the deadline"))
+            out.append(Failure("hang", self.hang_line()))
         if metrics["crash"] and not e.get("crash", False):
             detail = next((c.detail for c in crashes if c.detail), None)
             tail = adapter.stderr_tail or next((a.stderr_tail for a in adapter.instances if a.stderr_tail), None)

@@ -613,3 +613,16 @@ def test_latency_floor_is_never_below_a_real_second() -> None:
     assert starved.metrics["latency_max"] == pytest.approx(8.0) and starved.verdict == "pass"
     slow = score(batching_client(1, hold_until=3.45, time_scale=0.1))
     assert slow.verdict == "fail" and any("> 10.00 s (the largest of the floor 10 s" in r for r in slow.reasons)
+
+
+def test_hang_before_the_deadline_says_when_the_client_was_stopped() -> None:
+    """Regression (issue 13 #6, second half): 'did not finish by the deadline' was printed
+    for adapters stopped right after an early judgement, long before the deadline."""
+    prompts, reports = run_of_ok(1)
+    rec = record(prompts, reports, adapter={"hung": True}, t_end=5.0)
+    rec["scenario"]["deadline"] = 120  # 12 s real at time scale 0.1
+    early = score(rec)
+    assert any(r.startswith("hang: the client did not stop after the run was judged at +5.000 s (before the "
+                            "deadline at +12.000 s)") for r in early.reasons)
+    rec["scenario"]["deadline"] = 50
+    assert "hang: the client did not finish by the deadline" in score(rec).reasons

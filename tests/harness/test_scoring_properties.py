@@ -19,7 +19,9 @@ task_strategy = st.fixed_dictionaries(
         "knows_pid": st.booleans(),
         "reports": st.lists(st.sampled_from(["success", "error", "interrupted", "unknown"]), max_size=3),
         "good_outputs": st.booleans(),
+        "null_outputs": st.booleans(),
         "reply_fault": st.booleans(),
+        "late": st.lists(st.sampled_from(["success", "error"]), max_size=2),
     }
 )
 
@@ -42,8 +44,16 @@ def build(tasks: list[dict]) -> dict:
             reports.append(submitted(task, pid, t=base + 0.15))
         for k, outcome in enumerate(spec["reports"]):
             outputs = outputs_for(pid) if spec["good_outputs"] else {"9": {"images": []}}
-            reports.append(result(task, pid if spec["knows_pid"] else None, outcome=outcome,
-                                  t=base + 1.2 + k * 0.01, outputs=outputs if outcome == "success" else None))
+            line = result(task, pid if spec["knows_pid"] else None, outcome=outcome, t=base + 1.2 + k * 0.01,
+                          outputs=outputs if outcome == "success" else None)
+            if spec["null_outputs"]:
+                line["outputs"] = None
+            reports.append(line)
+        for k, outcome in enumerate(spec["late"]):
+            line = result(task, pid if spec["knows_pid"] else None, outcome=outcome, t=14.5 + i * 0.1 + k * 0.01,
+                          outputs=outputs_for(pid))
+            line["late"] = True
+            reports.append(line)
     specs = [{"kind": "prompt_response_lost", "when": {"on": "request", "route": "/prompt"}}] if log else []
     return record(prompts, reports, tasks=len(tasks), t_end=14.0, fault_specs=specs, fault_log=log)
 
@@ -62,24 +72,29 @@ def test_scorer_invariants(tasks: list[dict]) -> None:
         assert t.cls == (t.problems[0] if t.problems else t.cls)
         completed = spec["server"] in FINISHED
         # the spec's definition of ok, stated independently of the implementation
+        all_reports = spec["reports"] + spec["late"]
         expect_ok = (
             completed
             and len(spec["reports"]) == 1
+            and not spec["late"]
             and spec["reports"][0] == spec["server"]
-            and (spec["server"] != "success" or spec["good_outputs"])
+            and (spec["server"] != "success" or spec["good_outputs"] or spec["null_outputs"])
             and spec["executions"] == 1
         )
         assert (t.cls == "ok") == expect_ok, (spec, t)
+        if spec["null_outputs"]:
+            assert "wrong_outputs" not in t.problems  # null = not compared
         if completed and not spec["reports"]:
             # indeterminate only when a fault could have lost the POST /prompt reply
             unknowable = not spec["knows_pid"] and spec["reply_fault"]
-            assert t.cls == ("indeterminate" if unknowable else "lost"), (spec, t)
-        if not completed:
+            assert ("indeterminate" if unknowable else "lost") in t.problems, (spec, t)
+            assert ("lost" if unknowable else "indeterminate") not in t.problems, (spec, t)
+        if not completed:  # a late report never answers a task
             claims = any(o in ("success", "interrupted") for o in spec["reports"])
             assert ("phantom" in t.problems) == claims, (spec, t)
             assert (t.cls == "not_completed") == (not t.problems)
-        if len(set(spec["reports"])) > 1:
-            assert "contradictory" in t.problems
+        if len(set(all_reports)) > 1:
+            assert "contradictory" in t.problems  # late reports count here
         elif len(spec["reports"]) > 1:
             assert "duplicate_report" in t.problems
         if completed and spec["executions"] > 1:
