@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from comfy_chaos.harness.coverage import BREAKING_KINDS
 from comfy_chaos.harness.record import ControlSummary
 from comfy_chaos.harness.results import Attribution, FaultMark, TaskClass
 
@@ -40,9 +41,6 @@ latency floor is never below this, in scenario seconds (10 s at time scale 0.1).
 
 NO_CONTROL_CPU = 0.9
 """CPU seconds per wall second that fail a run without a control run (a core kept busy)."""
-
-BREAKING_KINDS = frozenset({"close", "abort", "refuse", "silent", "restart"})
-"""WebSocket fault kinds that break the connection rather than one frame."""
 
 PROBLEM_CLASSES = frozenset(str(c) for c in TaskClass) - {TaskClass.OK.value, TaskClass.NOT_COMPLETED.value}
 

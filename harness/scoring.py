@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_chaos.harness.judgement import BREAKING_KINDS, Failure, attribute, slow_burn_failures
+from comfy_chaos.harness.coverage import connection_spans, count_reconnects, fault_reached
+from comfy_chaos.harness.judgement import Failure, attribute, slow_burn_failures
 from comfy_chaos.harness.record import (
     AppliedFault,
     ClientReport,
@@ -421,30 +422,13 @@ class _Scoring:
             for f in self.ledger.faults
         ]
 
-    def reached(self, fault: AppliedFault, spans: list[ConnSpan], http_times: list[float]) -> bool:
-        """Did the fault reach this client? See docs/scoring.md "Fault coverage"."""
-        t = self.rel0(fault.t)
-        end = self.rel(fault.t_end)
-        stop = t if end is None else end
-        if fault.target_kind == "http":
-            return True  # every request the fake answers comes from a client under test
-        if fault.target_kind == "ws" and fault.target_client_id is not None:
-            return True  # a frame to its socket, or its connection
-        ws_open = any(s.start <= stop and s.end >= t and s.state != "refused" for s in spans)
-        if fault.target_kind == "ws":
-            if fault.kind == "refuse":
-                return ws_open or any(s.state == "refused" and t <= s.start <= stop for s in spans)
-            return ws_open
-        # toxic or server: the client had a connection open, or made a request, meanwhile
-        slack = max(AROUND_S, 5 * self.time_scale)
-        return ws_open or any(t <= h <= stop + slack for h in http_times)
-
     def faults(self, last_activity: float, spans: list[ConnSpan]) -> list[FaultMark]:
         http_times = [self.rel0(h.t) for h in self.ledger.http]
         marks = []
         for fault in sorted(self.fault_log(), key=lambda f: f.t):
             t = self.rel0(fault.t)
-            reached = self.reached(fault, spans, http_times)
+            reached = fault_reached(fault, t=t, t_end=self.rel(fault.t_end), spans=spans, http_times=http_times,
+                                    slack=max(AROUND_S, 5 * self.time_scale))
             marks.append(
                 FaultMark(
                     t=t,
@@ -462,79 +446,12 @@ class _Scoring:
         return marks
 
     def connections(self) -> list[ConnSpan]:
-        spans: dict[Any, ConnSpan] = {}
-        done: list[ConnSpan] = []
-        end = self.rel0(self.t_end)
-        for ev in sorted(self.ledger.connections, key=lambda c: c.t):
-            t = self.rel0(ev.t)
-            key = ev.conn_id
-            current = spans.get(key)
-            if ev.event == "open":
-                spans[key] = ConnSpan(sid=ev.sid, conn_id=key, start=t, end=end)
-            elif ev.event == "refused":
-                done.append(ConnSpan(sid=ev.sid, conn_id=key, start=t, end=t, state="refused", end_event="refused"))
-            elif current is None:
-                continue
-            elif ev.event in ("replaced", "orphaned"):
-                current.end, current.end_event = t, ev.event
-                done.append(current)
-                spans[key] = ConnSpan(sid=ev.sid, conn_id=key, start=t, end=end, state=ev.event)
-            else:
-                current.end, current.end_event = t, ev.event
-                done.append(spans.pop(key))
-        done.extend(spans.values())
-        return sorted(done, key=lambda s: (s.sid, s.start))
+        return connection_spans(self.ledger.connections, self.t0, self.t_end)
 
     def reconnects(self, scores: Mapping[str, TaskScore], marks: list[FaultMark]) -> int:
-        """Connections opened to replace one that dropped (docs/scoring.md "reconnects").
-
-        A connection *dropped* when it ended (close, abort) while its client id had work
-        pending — a prompt of that client id accepted and not yet reported — or when a
-        fault that breaks connections hit it. A reconnect is the first open after a drop,
-        of the same client id or of a client id never seen before (a client that takes a
-        new id on reconnect). A client that opens one socket per task and closes it once
-        the task is reported never drops one, so it never counts."""
-        answered: dict[str, float] = {}
-        for s in scores.values():
-            for pid in s.prompt_ids:
-                if s.reported_at:
-                    answered[pid] = min(s.reported_at)
-        breaking = [m for m in marks if m.kind in BREAKING_KINDS or m.target_kind in ("toxic", "server")]
-        slack = max(0.05, 0.5 * self.time_scale)
-
-        def pending(sid: str, t: float) -> bool:
-            return any(
-                p.client_id == sid and self.rel0(p.accepted_at) <= t and p.outcome != "cancelled"
-                and answered.get(p.prompt_id, math.inf) > t
-                for p in self.prompts
-            )
-
-        def broken(sid: str, t: float) -> bool:
-            for m in breaking:
-                if m.target_client_id not in (None, sid):
-                    continue
-                if m.t - slack <= t <= _end(m) + slack:
-                    return True
-            return False
-
-        events = sorted(self.ledger.connections, key=lambda c: c.t)
-        seen: set[str] = set()
-        drops: list[tuple[float, str]] = []
-        count = 0
-        for ev in events:
-            t = self.rel0(ev.t)
-            if ev.event in ("close", "abort"):
-                if pending(ev.sid, t) or broken(ev.sid, t):
-                    drops.append((t, ev.sid))
-            elif ev.event == "open":
-                match = next((d for d in drops if d[1] == ev.sid), None)
-                if match is None and ev.sid not in seen and drops:
-                    match = drops[0]
-                if match is not None:
-                    drops.remove(match)
-                    count += 1
-                seen.add(ev.sid)
-        return count
+        answered = {pid: min(s.reported_at) for s in scores.values() if s.reported_at for pid in s.prompt_ids}
+        return count_reconnects(self.ledger.connections, self.prompts, answered, marks, t0=self.t0,
+                                slack=max(0.05, 0.5 * self.time_scale))
 
     def bytes_total(self) -> int | None:
         sizes = [h.bytes for h in self.ledger.http if h.bytes is not None]
