@@ -211,6 +211,11 @@ class AppliedFault:
     source: str = "server"
     target_kind: TargetKind = "ws"
     target_client_id: str | None = None
+    reached: bool | None = None
+    """The engine's word: False for an entry that records a client the fault was meant for
+    but never met (`detail.reason` says why); None when the log does not say."""
+    window: bool = False
+    """The entry opens a window that `t_end` closes (silent, refuse, toxic)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AppliedFault:
@@ -231,6 +236,8 @@ class AppliedFault:
             source=str(data.get("source") or "server"),
             target_kind=cast(TargetKind, given_kind) if given_kind in ("ws", "http", "toxic", "server") else derived_kind,
             target_client_id=_opt_str(data["target_client_id"]) if "target_client_id" in data else derived_client,
+            reached=None if data.get("reached") is None else bool(data["reached"]),
+            window=bool(data.get("window", False)),
         )
 
 

@@ -394,6 +394,10 @@ class _Scoring:
     # --- faults, connections ---------------------------------------------------------------
 
     def fault_label(self, fault: AppliedFault) -> str:
+        if fault.reached is False:
+            reason = fault.detail.get("reason")
+            who = self._client_label(fault.target_client_id) or "a client"
+            return f"{fault.kind} never reached {who}" + (f" ({reason})" if reason else "")
         kind = fault.kind
         target, detail = fault.target, fault.detail
         if kind == "toxic":
@@ -424,11 +428,16 @@ class _Scoring:
 
     def faults(self, last_activity: float, spans: list[ConnSpan]) -> list[FaultMark]:
         http_times = [self.rel0(h.t) for h in self.ledger.http]
+        log = sorted(self.fault_log(), key=lambda f: f.t)
+        unmet = {f.spec_index for f in log if f.reached is False}
         marks = []
-        for fault in sorted(self.fault_log(), key=lambda f: f.t):
+        for fault in log:
             t = self.rel0(fault.t)
-            reached = fault_reached(fault, t=t, t_end=self.rel(fault.t_end), spans=spans, http_times=http_times,
-                                    slack=max(AROUND_S, 5 * self.time_scale))
+            if fault.reached is False or (fault.spec_index in unmet and fault.target_client_id is None):
+                reached = False  # the engine says a client under test never met this fault
+            else:
+                reached = fault_reached(fault, t=t, t_end=self.rel(fault.t_end), spans=spans,
+                                        http_times=http_times, slack=max(AROUND_S, 5 * self.time_scale))
             marks.append(
                 FaultMark(
                     t=t,
@@ -573,7 +582,8 @@ class _Scoring:
             "crash": adapter.crashed or any(a.crashed for a in adapter.instances) or bool(crash_reports),
             "faults_scheduled": len(scheduled),
             "faults_fired": len(fired & set(scheduled)) if scheduled else len(fired),
-            "faults_applied": len(marks),
+            "faults_applied": sum(1 for m in marks if "never reached" not in m.label),
+            "faults_unmet": sum(1 for m in marks if "never reached" in m.label),
             "faults_reached": sum(1 for m in marks if m.reached),
             "faults_effective": sum(1 for m in marks if m.effective),
             "untagged_prompts": sum(1 for p in self.prompts if p.task_id is None),
@@ -740,8 +750,9 @@ class _Scoring:
             kinds = ", ".join(dict.fromkeys(m.kind for m in marks))
             no_ws = not any(e.event == "open" for e in self.ledger.connections)
             why = " (it never opened a WebSocket)" if no_ws and all(m.target_kind == "ws" for m in marks) else ""
+            said = "; ".join(dict.fromkeys(m.label for m in marks if "never reached" in m.label))
             out.append(f"the faults never reached this client{why}: {kinds} applied, none to its socket, "
-                       "its requests or while it was connected")
+                       "its requests or while it was connected" + (f" — {said}" if said else ""))
         elif scheduled and marks and not any(m.effective for m in marks):
             out.append(
                 f"no fault hit outstanding work: the first fault came at {_fmt_t(reached[0].t)}, "

@@ -626,3 +626,22 @@ def test_hang_before_the_deadline_says_when_the_client_was_stopped() -> None:
                             "deadline at +12.000 s)") for r in early.reasons)
     rec["scenario"]["deadline"] = 50
     assert "hang: the client did not finish by the deadline" in score(rec).reasons
+
+
+def test_the_engines_unmet_entries_make_the_fault_unreached() -> None:
+    """The fault engine writes `reached: false` for a client under test a fired fault never
+    met (no socket to silence); its window-start entry names no client."""
+    prompts, reports = run_of_ok(2)
+    window = {"t": T0 + 0.2, "t_end": T0 + 1.5, "kind": "silent", "spec_index": 0, "target": {}, "detail": {},
+              "target_kind": "ws", "target_client_id": None, "reached": True, "window": True}
+    unmet = {"t": T0 + 1.5, "kind": "silent", "spec_index": 0, "target": {}, "target_kind": "ws",
+             "target_client_id": SID, "reached": False, "detail": {"reason": "no WebSocket to silence"}}
+    specs = [{"kind": "silent", "when": {"at": 0.2}, "duration": 13}]
+    # the client had a socket open, yet the engine says it was not silenced: trust the engine
+    connections = [{"t": T0, "sid": "someone-else", "event": "open", "conn_id": 1}]
+    res = score(record(prompts, reports, fault_specs=specs, fault_log=[window, unmet], connections=connections))
+    assert res.verdict == "inconclusive" and res.metrics["faults_reached"] == 0
+    assert (res.metrics["faults_applied"], res.metrics["faults_unmet"]) == (1, 1)
+    assert any("silent never reached c0 (no WebSocket to silence)" in r for r in res.reasons), res.reasons
+    typed = RunRecord.from_json(record(prompts, reports, fault_specs=specs, fault_log=[window, unmet]))
+    assert [f.reached for f in typed.fault_log] == [True, False] and typed.fault_log[0].window
