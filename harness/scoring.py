@@ -285,7 +285,7 @@ class _Scoring:
             return False
         window = max(AROUND_S, 5 * self.time_scale)
         for mark in marks:
-            if mark.target_kind == "ws":
+            if mark.target_kind == "ws" or not mark.reached:
                 continue
             if mark.target_kind == "http" and "/prompt" not in mark.label:
                 continue
