@@ -429,11 +429,16 @@ class _Scoring:
     def faults(self, last_activity: float, spans: list[ConnSpan]) -> list[FaultMark]:
         http_times = [self.rel0(h.t) for h in self.ledger.http]
         log = sorted(self.fault_log(), key=lambda f: f.t)
-        unmet = {f.spec_index for f in log if f.reached is False}
+        unmet = {(f.spec_index, f.target_client_id) for f in log if f.reached is False}
+        unmet_specs = {spec for spec, _ in unmet}
         marks = []
         for fault in log:
             t = self.rel0(fault.t)
-            if fault.reached is False or (fault.spec_index in unmet and fault.target_client_id is None):
+            if (
+                fault.reached is False
+                or (fault.spec_index, fault.target_client_id) in unmet
+                or (fault.spec_index in unmet_specs and fault.target_client_id is None)
+            ):
                 reached = False  # the engine says a client under test never met this fault
             else:
                 reached = fault_reached(fault, t=t, t_end=self.rel(fault.t_end), spans=spans,

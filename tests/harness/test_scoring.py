@@ -643,5 +643,8 @@ def test_the_engines_unmet_entries_make_the_fault_unreached() -> None:
     assert res.verdict == "inconclusive" and res.metrics["faults_reached"] == 0
     assert (res.metrics["faults_applied"], res.metrics["faults_unmet"]) == (1, 1)
     assert any("silent never reached c0 (no WebSocket to silence)" in r for r in res.reasons), res.reasons
+    # the engine names the client on the window start too (the window opened for it)
+    named = {**window, "target_client_id": SID}
+    assert score(record(prompts, reports, fault_specs=specs, fault_log=[named, unmet])).verdict == "inconclusive"
     typed = RunRecord.from_json(record(prompts, reports, fault_specs=specs, fault_log=[window, unmet]))
     assert [f.reached for f in typed.fault_log] == [True, False] and typed.fault_log[0].window
