@@ -6,10 +6,11 @@ control run per key and reuses it. Pure helpers here; the running is `Harness.ru
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from comfy_chaos.harness.scenario import Scenario
@@ -49,28 +50,24 @@ def control_key(scenario: Scenario, client: str, seed: int, time_scale: float) -
 def unreported(record: Any) -> list[str]:
     """Planned tasks without an on-time result report (a crude "lost" for the runner's
     own decisions; the scorer's classification is the verdict)."""
-    reported = {
-        r.get("task_id")
-        for r in record.reports
-        if r.get("type") == "result" and not r.get("late")
-    }
+    reported = {r.task_id for r in record.reports if r.type == "result" and not r.late}
     return [task_id for task_id in record.task_ids if task_id not in reported]
 
 
-def fixed_timer_hints(http: Iterable[Mapping[str, Any]], time_scale: float, client: str) -> list[str]:
+def fixed_timer_hints(http: Iterable[Any], time_scale: float, client: str) -> list[str]:
     """Warnings for request series on a fault-free run whose regular interval is long in
     scenario time: at time scale 0.1 a poll every 0.5 s is a poll every 5 scenario seconds,
     which is what a timer that ignores the time scale looks like."""
     if time_scale >= 1.0:
         return []
     series: dict[str, list[float]] = {}
-    for request in http:
-        route = f"{request.get('method', '?')} {_ID.sub('{id}', str(request.get('path', '?')).split('?')[0])}"
-        series.setdefault(route, []).append(float(request.get("t") or 0.0))
+    for request in http:  # the ledger's HTTP records (`record.HttpEvent`)
+        route = f"{request.method} {_ID.sub('{id}', str(request.path).split('?')[0])}"
+        series.setdefault(route, []).append(float(request.t))
     hints = []
     for route, times in sorted(series.items()):
         times.sort()
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > a]
+        gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
         if len(gaps) < MIN_INTERVALS:
             continue
         period = statistics.median(gaps)

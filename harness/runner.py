@@ -18,23 +18,41 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
-
 from comfy_chaos.harness.adapters import load_adapter
-from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task, Unscalable
-from comfy_chaos.harness.control_runs import control_key, control_scenario, fixed_timer_hints, unreported
+from comfy_chaos.harness.adapters.base import (
+    AdapterSession,
+    ClientAdapter,
+    Task,
+    Unscalable,
+)
+from comfy_chaos.harness.control_runs import (
+    control_key,
+    control_scenario,
+    fixed_timer_hints,
+    unreported,
+)
 from comfy_chaos.harness.eventlog import RunLog, log_path
-from comfy_chaos.harness.record import AdapterInfo, RunRecord
+from comfy_chaos.harness.record import (
+    AdapterInfo,
+    AdapterSummary,
+    AppliedFault,
+    ClientReport,
+    ControlSummary,
+    LedgerSnapshot,
+    RunRecord,
+    ScheduledFault,
+)
 from comfy_chaos.harness.scenario import Scenario
 from comfy_chaos.harness.schedule import plan_heal, time_triggered_end, toxic_name
 from comfy_chaos.harness.starvation import LagSampler, StarvationMonitor
 from comfy_chaos.harness.toxiproxy.control import ToxiproxyError
 
-__all__ = ["RunRecord", "RunError", "Harness", "run_scenario"]
+__all__ = ["Harness", "RunError", "RunRecord", "run_scenario"]
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +95,7 @@ class Harness:
         self.backend_info: dict[str, Any] = {}
         # Control runs: the same workload without faults, once per key (`control_key`).
         self.control = control
-        self._controls: dict[str, asyncio.Future[RunRecord | None]] = {}
+        self._controls: dict[str, asyncio.Future[_Control]] = {}
         # Clients that run at time scale 1.0 whatever they say: the user's --unscalable,
         # plus every client whose `ready` line said `"scalable": false` in this process.
         self.unscalable: set[str] = set(unscalable)
@@ -118,28 +136,26 @@ class Harness:
     async def run(
         self, scenario: Scenario, client: str, *, seed: int | None = None, time_scale: float | None = None
     ) -> RunRecord:
-        """Run `scenario` with `client`, then attach its control run (`record.control`):
-        the same workload without faults, run once per client, seed and time scale and
-        reused. A scenario without faults is its own control. With `control=False` the
-        record has no control and attribution is unknown."""
+        """Run `scenario` with `client`, then attach the summary of its control run
+        (`record.control`): the same workload without faults, run once per client, seed and
+        time scale and reused. A scenario without faults is its own control. With
+        `control=False` the record has no control and attribution is unknown."""
         seed = scenario.seed if seed is None else seed
         record = await self._logged(scenario, client, seed, time_scale, scenario.name)
         if self.control:
             key = control_key(scenario, client, seed, record.time_scale)
             if not scenario.fault_schedule() and key not in self._controls:
-                own: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
+                own: asyncio.Future[_Control] = asyncio.get_running_loop().create_future()
                 self._controls[key] = own
-                own.set_result(await self._checked(control_scenario(scenario), client, seed, _as_control(record)))
-            record.control = await self.control_run(scenario, client, seed=seed, time_scale=record.time_scale)
-            if record.control is not None:
-                record.warnings.extend(w for w in record.control.warnings if w not in record.warnings)
+                own.set_result(await self._summarise(control_scenario(scenario), client, seed, record))
+            control = await self.control_run(scenario, client, seed=seed, time_scale=record.time_scale)
+            record.control = control.summary
+            record.warnings.extend(w for w in control.warnings if w not in record.warnings)
         return record
 
-    async def control_run(
-        self, scenario: Scenario, client: str, *, seed: int, time_scale: float
-    ) -> RunRecord | None:
-        """The control record for this workload × client × seed × time scale (cached).
-        None when the control run itself failed to run (the harness, not the client)."""
+    async def control_run(self, scenario: Scenario, client: str, *, seed: int, time_scale: float) -> _Control:
+        """The control run for this workload × client × seed × time scale (cached): its
+        summary (None when the harness failed to run it) and its warnings."""
         key = control_key(scenario, client, seed, time_scale)
         future = self._controls.get(key)
         if future is None:
@@ -155,21 +171,23 @@ class Harness:
             future.set_result(control)
         return await asyncio.shield(future)
 
-    async def _run_control(
-        self, scenario: Scenario, client: str, seed: int, time_scale: float
-    ) -> RunRecord | None:
+    async def _run_control(self, scenario: Scenario, client: str, seed: int, time_scale: float) -> _Control:
         clean = control_scenario(scenario)
         try:
-            control = await self._logged(clean, client, seed, time_scale, f"{scenario.name}.control")
+            record = await self._logged(clean, client, seed, time_scale, f"{scenario.name}.control")
         except RunError as exc:
             log.error("runner.control.failed", scenario=scenario.name, client=client, error=str(exc))
-            return None
-        return await self._checked(clean, client, seed, _as_control(control))
+            return _Control(None, ())
+        return await self._summarise(clean, client, seed, record)
 
-    async def _checked(self, clean: Scenario, client: str, seed: int, control: RunRecord) -> RunRecord:
-        if client not in self.unscalable and not _declared(control):
-            control.warnings.extend(await self._fixed_timer_warnings(clean, client, seed, control))
-        return control
+    async def _summarise(self, clean: Scenario, client: str, seed: int, record: RunRecord) -> _Control:
+        from comfy_chaos.harness.scoring import score, summarise_control
+
+        warnings: list[str] = []
+        if client not in self.unscalable and not _declared(record):
+            warnings = await self._fixed_timer_warnings(clean, client, seed, record)
+        summary = summarise_control(await asyncio.to_thread(score, record))  # off the loop: a neighbour runs
+        return _Control(summary, (*record.warnings, *warnings))
 
     async def _fixed_timer_warnings(
         self, clean: Scenario, client: str, seed: int, control: RunRecord
@@ -177,7 +195,7 @@ class Harness:
         """A client that said nothing about its timers: does its fault-free run show fixed
         ones? Request intervals that look fixed, or tasks lost at this time scale that a
         run at 1.0 does not lose (then that second control run is made, once)."""
-        warnings = fixed_timer_hints(control.ledger.get("http") or [], control.time_scale, client)
+        warnings = fixed_timer_hints(control.ledger.http, control.time_scale, client)
         lost = unreported(control)
         if not lost or control.time_scale >= 1.0:
             return warnings
@@ -226,14 +244,17 @@ class Harness:
         return record
 
 
-def _as_control(record: RunRecord) -> RunRecord:
-    """A copy to hang under `record.control` (a control has no control of its own)."""
-    return replace(record, control=None, warnings=list(record.warnings), inconclusive=list(record.inconclusive))
+@dataclass(frozen=True, slots=True)
+class _Control:
+    """A cached control run: what the scorer made of it, and what the runner noticed."""
+
+    summary: ControlSummary | None
+    warnings: tuple[str, ...]
 
 
 def _declared(record: RunRecord) -> bool:
-    """Did the client say whether its timers scale (its ready line)?"""
-    return any(info.get("scalable") is not None for info in record.adapter.get("instances") or [])
+    """Did the client say whether its timers scale (its ready line, its adapter class)?"""
+    return any(info.scalable is not None for info in record.adapter.instances)
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
@@ -316,6 +337,7 @@ class _Run:
             time_scale=self.time_scale,
             backend=dict(backend_info),
             scheduled=list(range(len(self.specs))),
+            schedule=ScheduledFault.of([spec.model_dump(mode="json", exclude_unset=True) for spec in self.specs]),
             task_ids=[p.task_id for p in self.plan],
             scenario_path=self.scenario.source,
         )
@@ -505,7 +527,7 @@ class _Run:
         await self._step("proxy.delete", self._delete_proxy())
         if self.server is not None:
             await self._step("server.stop", self.server.stop())
-            self.record.ledger = self.server.ledger.to_dict()
+            self.record.ledger = LedgerSnapshot.from_json(self.server.ledger.to_dict())
         self._finish_record()
 
     def _stopped(self, session: AdapterSession, margin: float) -> None:
@@ -589,11 +611,9 @@ class _Run:
             self._merge_stats(report["client_index"], report["counters"])
             self.log.info("client.stats", client_index=report["client_index"], counters=report["counters"])
             return
-        if self.judged:
-            # Kept, marked: after the judgement nothing counts as reported, but a second,
-            # contradicting callback is still the client's behaviour (issue 13 item 6).
-            report["late"] = True
-        self.record.reports.append(report)
+        # After the judgement nothing counts as reported, but what the client says is kept,
+        # marked late: a second, contradicting callback is its behaviour too (issue 13 item 6).
+        self.record.reports.append(ClientReport.from_json({**report, "late": self.judged}))
         if kind == "ready":
             self.ready.add(report["client_index"])
             if len(self.ready) == len(self.adapters):
@@ -615,9 +635,9 @@ class _Run:
         elif kind == "result" and report.get("outcome") != "success":
             self.log.info(
                 "client.result", client_index=report["client_index"], task_id=report.get("task_id"),
-                outcome=report.get("outcome"), detail=report.get("detail"), late=report.get("late", False),
+                outcome=report.get("outcome"), detail=report.get("detail"), late=self.judged,
             )
-        elif kind == "result" and report.get("late"):
+        elif kind == "result" and self.judged:
             self.log.info("client.result", client_index=report["client_index"], task_id=report.get("task_id"),
                           outcome=report.get("outcome"), late=True)
 
@@ -826,15 +846,5 @@ class _Run:
                 entry["target"] = {"proxy": self.proxy_name, **(entry.get("target") or {})}
             if entry.get("t_end") is None and entry.get("window"):
                 entry["t_end"] = record.healed_at or record.t_end  # lifted by the heal (or teardown)
-        record.fault_log = fault_log
-        infos = [session.info for session in self.sessions]
-        cpu = [info.cpu_s for info in infos if info.cpu_s is not None]
-        codes = [info.exit_code for info in infos if info.exit_code is not None]
-        record.adapter = {
-            "exit_code": next((code for code in codes if code != 0), codes[0] if codes else None),
-            "crashed": any(info.crashed for info in infos),
-            "hung": any(info.hung for info in infos),
-            "cpu_s": sum(cpu) if cpu else None,
-            "stderr_tail": "\n".join(info.stderr_tail for info in infos if info.stderr_tail)[-4096:],
-            "instances": [asdict(info) for info in infos],
-        }
+        record.fault_log = [AppliedFault.from_json(entry) for entry in fault_log]
+        record.adapter = AdapterSummary.of([session.info for session in self.sessions])

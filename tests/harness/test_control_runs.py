@@ -2,7 +2,12 @@
 the fixed-timer hints."""
 from __future__ import annotations
 
-from comfy_chaos.harness.control_runs import control_key, control_scenario, fixed_timer_hints
+from comfy_chaos.harness.control_runs import (
+    control_key,
+    control_scenario,
+    fixed_timer_hints,
+)
+from comfy_chaos.harness.record import HttpEvent
 from comfy_chaos.harness.scenario import parse_scenario
 
 TEXT = """
@@ -33,8 +38,8 @@ def test_the_key_ignores_faults_and_bars_but_not_workload_client_seed_or_scale()
                 control_key(scenario, "naive", 5, 1.0)}) == 4
 
 
-def requests(path: str, times: list[float]) -> list[dict]:
-    return [{"t": t, "method": "GET", "path": path, "status": 200, "fault": None} for t in times]
+def requests(path: str, times: list[float]) -> list[HttpEvent]:
+    return [HttpEvent(t, "GET", path, 200) for t in times]
 
 
 def test_a_regular_long_poll_at_a_small_time_scale_is_a_fixed_timer_hint() -> None:

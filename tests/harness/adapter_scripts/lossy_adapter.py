@@ -130,7 +130,7 @@ class ContradictAfterJudgementAdapter:
 
 
 class StallingLossyAdapter:
-    """The lossy client (t1 never reported) on a machine that stalls 1 s mid-run."""
+    """The lossy client (t1 never reported) on a machine that stalls 1.5 s mid-run."""
 
     name = "stalling-lossy"
     scalable = True
@@ -139,7 +139,32 @@ class StallingLossyAdapter:
         class _Stall(_LossySession):
             def result(self, task_id: str, *args: Any, **kwargs: Any) -> None:
                 if task_id == "t0":
-                    time.sleep(1.0)  # CPU starvation: the loop does not run for 1 s
+                    time.sleep(1.5)  # CPU starvation: the loop does not run for 1.5 s
                 _LossySession.result(self, task_id, *args, **kwargs)
 
         await NaiveAdapter().run(_Stall(session))  # type: ignore[arg-type]
+
+
+class ContradictsAfterJudgementAdapter:
+    """The naive client, except that t0 is first reported failed ("ended expired") and,
+    a second after the run was judged, finished: a second, contradictory callback."""
+
+    name = "contradicts-late"
+    scalable = True
+
+    async def run(self, session: AdapterSession) -> None:
+        real: dict[str, Any] = {}
+
+        class _FailFirst(_LossySession):
+            def result(self, task_id: str, *args: Any, **kwargs: Any) -> None:
+                if task_id == "t0":
+                    real["t0"] = (args, kwargs)
+                    self._session.result("t0", "error", detail="ended expired")
+                    return
+                self._session.result(task_id, *args, **kwargs)
+
+        await NaiveAdapter().run(_FailFirst(session))  # type: ignore[arg-type]
+        await asyncio.sleep(1.0)  # the late callback is the behaviour under test, not a sync
+        args, kwargs = real["t0"]
+        session.result("t0", *args, **kwargs)
+        session.done()
