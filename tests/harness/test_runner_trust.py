@@ -278,16 +278,31 @@ async def test_unscalable_option_runs_a_cmd_client_at_time_scale_one(toxiproxy_b
     assert any("--unscalable" in w for w in record.warnings)
 
 
-async def test_a_client_with_fixed_timers_is_warned_about(toxiproxy_backend: Any) -> None:
+async def test_a_client_with_fixed_timers_is_warned_about(
+    toxiproxy_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 2 tasks, deadline 5 scenario s: 0.5 s real at time scale 0.1, shorter than the
     # client's fixed 1 s timer; at time scale 1.0 it has 5 s.
+    import comfy_chaos.harness.runner as runner
+
+    scales: list[float | None] = []
+    original = runner.run_scenario
+
+    async def counting(scn: Scenario, client: str, **kwargs: Any) -> Any:
+        scales.append(kwargs.get("time_scale"))
+        return await original(scn, client, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario", counting)
     text = CLEAN.replace("tasks: 4", "tasks: 2").replace("deadline: 60", "deadline: 5").replace("grace: 5", "grace: 1")
     async with Harness(toxiproxy_url=toxiproxy_backend.url, done_margin=0.5) as h:
         async with asyncio.timeout(120):
             record = await h.run(scenario(text), f"{SCRIPTED} fixed")
+            other = await h.run(scenario(text), f"{SCRIPTED} fixed", seed=4)
     assert record.time_scale == 0.1
     warning = next(w for w in record.warnings if w.startswith("fixed timers?"))
     assert "t0, t1" in warning and "at 1.0" in warning and "--unscalable" in warning
+    assert any(w.startswith("fixed timers?") for w in other.warnings)
+    assert scales == [None, 1.0, None]  # the run at 1.0 is made once per client
 
 
 # --- the client's own words ------------------------------------------------------------------
