@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from scoring_records import ok_task, record
+from .scoring_records import ok_task, record
 
 from comfy_chaos.harness.baseline import Tolerance, check_baseline, compare, main, write_baseline
 from comfy_chaos.harness.results import ResultsFile, load_results, save_results

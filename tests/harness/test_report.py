@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from scoring_records import SID, T0, fault, ok_task, prompt, record, result, submitted
+from .scoring_records import SID, T0, fault, ok_task, prompt, record, result, submitted
 
 from comfy_chaos.harness.report import build_matrix, render_html, render_matrix, render_summary, write_html_report
 from comfy_chaos.harness.results import SCHEMA_VERSION, ResultsError, ResultsFile, load_results, save_results

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from scoring_records import SID, T0, fault, ok_task, outputs_for, prompt, record, result, submitted
+from .scoring_records import SID, T0, fault, ok_task, outputs_for, prompt, record, result, submitted
 
 from comfy_chaos.harness.record import RunRecord
 from comfy_chaos.harness.scoring import output_set, percentile, score

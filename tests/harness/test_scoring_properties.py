@@ -5,7 +5,7 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scoring_records import outputs_for, prompt, record, result, submitted
+from .scoring_records import outputs_for, prompt, record, result, submitted
 
 from comfy_chaos.harness.results import TASK_CLASSES, ScenarioResult
 from comfy_chaos.harness.scoring import PRIMARY_ORDER, score

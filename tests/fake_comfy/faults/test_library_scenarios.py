@@ -12,7 +12,7 @@ from comfy_chaos.harness.scenario import load_scenario
 from comfy_chaos.harness.scoring import score
 
 HERE = Path(__file__).parent
-SCENARIOS = HERE.parents[1] / "scenarios"
+SCENARIOS = HERE.parents[2] / "scenarios"
 
 
 def test_every_fault_kind_is_in_the_library() -> None:
