@@ -135,6 +135,20 @@ class Expect(_Model):
     p95_latency: float | None = Field(
         None, ge=0, description="Max report latency p95 in scenario seconds (time scaling undone); null = no bar"
     )
+    # Slow-burn bars (docs/scoring.md "Slow-burn bars"): relative to the client's own control
+    # run, never below the absolute floor. null = the scorer's default (harness.judgement.SLOW_DEFAULTS).
+    latency_floor: float | None = Field(None, ge=0, description="Latency p95/max bar never below this (scenario s)")
+    latency_factor: float | None = Field(None, ge=1, description="Latency may be this many times the control's")
+    latency_slack: float | None = Field(
+        None, ge=0, description="Scenario s over the control's latency, plus fault windows and recovery time"
+    )
+    http_per_task: float | None = Field(None, ge=0, description="Requests per task floor of the request bar")
+    http_factor: float | None = Field(None, ge=1, description="Requests per task and peak rate vs the control")
+    poll_rate: float | None = Field(None, ge=0, description="Requests per scenario s always allowed over the run")
+    peak_rps: float | None = Field(None, ge=0, description="Peak requests per scenario s per client, floor")
+    cpu_per_wall: float | None = Field(None, ge=0, description="CPU s per wall s floor of the CPU bar")
+    cpu_margin: float | None = Field(None, ge=0, description="CPU s per wall s allowed over the control's")
+    reconnects: int | None = Field(None, ge=0, description="Reconnects allowed over the control's; null = derived")
 
 
 class Scenario(_Model):
