@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -54,6 +55,8 @@ OPTIONS = (
     _Option("run-slow", "also run scenarios tagged slow", "bool"),
     _Option("fail-on-inconclusive", "fail the session when a scenario is inconclusive", "bool"),
     _Option("shard", "run only the K-th of N deterministic parts of the scenario items (K/N)"),
+    _Option("scenarios", "a folder whose YAML files are scenario items (repeatable; 'builtin' = the built-in "
+            "library); with no paths on the command line, pytest also collects these folders", "list"),
 )
 
 
@@ -114,8 +117,32 @@ def _check_options(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--chaos-shard: {exc}") from None
 
 
+def named_scenario_folders(config: pytest.Config) -> list[Path]:
+    """The --chaos-scenarios folders ('builtin': the built-in library), resolved."""
+    from comfy_chaos.harness.resources import builtin_scenarios
+
+    return list(dict.fromkeys(
+        builtin_scenarios().resolve() if raw == "builtin" else (config.invocation_params.dir / raw).resolve()
+        for raw in chaos_option(config, "scenarios")))
+
+
+def scenario_roots(config: pytest.Config) -> list[Path]:
+    """The built-in library (always a scenario folder) and the --chaos-scenarios folders."""
+    from comfy_chaos.harness.resources import builtin_scenarios
+
+    return list(dict.fromkeys([builtin_scenarios().resolve(), *named_scenario_folders(config)]))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _check_options(config)
+    config.addinivalue_line("markers", "slow: comfy-chaos scenario tagged slow (run with --chaos-run-slow)")
+    named = named_scenario_folders(config)
+    missing = [str(p) for p in named if not p.is_dir()]
+    if missing:
+        raise pytest.UsageError(f"--chaos-scenarios: no such folder: {', '.join(missing)}")
+    if named and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [a for a in config.args if Path(a).resolve() != config.invocation_params.dir] + [
+            str(p) for p in named]
     state = _ChaosState(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "comfy_chaos_state")
@@ -129,6 +156,24 @@ def collect_scenario_file(parent: pytest.Collector, file_path: Path) -> pytest.C
     if file_path.suffix == ".yaml":
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    """YAML files under a scenario folder (the built-in library, --chaos-scenarios) — unless
+    that folder's own conftest collects them already."""
+    if file_path.suffix != ".yaml" or not any(file_path.is_relative_to(r) for r in parent.config.stash[_STATE].roots):
+        return None
+    for folder in file_path.parents:
+        if _opts_in(folder / "conftest.py"):
+            return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _opts_in(conftest: Path) -> bool:
+    try:
+        return conftest.is_file() and "collect_scenario_file" in conftest.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def _result_of(report: Any) -> dict[str, Any] | None:
@@ -152,6 +197,7 @@ class _ChaosState:
         self.inconclusive: list[str] = []
         self.backends: dict[str, None] = {}  # JSON of each worker's backend description, in order
         self._baseline: Any = None
+        self.roots = scenario_roots(config)
 
     # --- hooks (this object is registered as a plugin) -----------------------------------
 
@@ -234,17 +280,12 @@ class _ChaosState:
 
     async def get_harness(self) -> Any:
         if self.harness is None:
+            from comfy_chaos.harness.eventlog import configure
             from comfy_chaos.harness.runner import Harness
 
+            configure(logging.WARNING)  # every run's events are captured per run; pytest shows only warnings
             report_dir = chaos_option(self.config, "report-dir")
-            log_dir = None
-            if report_dir:
-                import logging
-
-                from comfy_chaos.harness.eventlog import configure
-
-                configure(logging.WARNING)  # captured per run; pytest shows only warnings
-                log_dir = Path(report_dir) / "logs"
+            log_dir = Path(report_dir) / "logs" if report_dir else None
             harness = Harness(log_dir=log_dir)
             await harness.__aenter__()
             self.harness = harness

@@ -31,11 +31,14 @@ grace: 10
 """
 
 
+CONFTEST = "from comfy_chaos.harness.pytest_plugin import collect_scenario_file as pytest_collect_file  # noqa: F401\n"
+
+
 @pytest.fixture
 def suite(tmp_path: Path) -> Path:
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    shutil.copy(ROOT / "scenarios" / "conftest.py", scenarios / "conftest.py")
+    (scenarios / "conftest.py").write_text(CONFTEST)
     for name, text in {"ok": OK, "slow": SLOW, "broken": BROKEN, "drop": DROP_T1}.items():
         (scenarios / f"{name}.yaml").write_text(text)
     return tmp_path
