@@ -217,3 +217,18 @@ def test_bench_shards_merge_into_one_matrix(work: Path) -> None:
     assert merged.returncode == 0, merged.stdout + merged.stderr
     data = json.loads((work / "bm" / "results.json").read_text())
     assert len(data["results"]) == 4 and {t["client"] for t in data["run"]["bench"]["client_totals"]} == {"naive", "reference"}
+
+
+def test_the_serve_example_schedule_fires_under_serve() -> None:
+    """No `task:` filter (an app's prompts are untagged) and no toxic (no Toxiproxy)."""
+    from comfy_chaos.fake_comfy.cli import _unservable, _untagged_filters
+    from comfy_chaos.fake_comfy.faults import load_schedule
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "serve-faults.yaml"
+    schedule = load_schedule(path)
+    assert len(schedule.faults) == 7
+    assert _unservable(schedule, str(path)) is None and _untagged_filters(schedule, str(path)) == []
+    from comfy_chaos.fake_comfy.faults.spec import FaultSchedule
+
+    tagged = FaultSchedule.of([{"kind": "drop", "when": {"on": "message", "task": "t1"}}])
+    assert "never match" in _untagged_filters(tagged, "f.yaml")[0]
