@@ -14,6 +14,9 @@ from typing import Any, NoReturn
 
 from comfy_chaos.fake_comfy.config import FakeConfig
 
+#: A long-running server keeps only this many prompts, connection events and requests in its ledger.
+SERVE_LEDGER_LIMIT = 10_000
+
 
 EXIT_USAGE = 3
 
@@ -90,7 +93,7 @@ def _untagged_filters(schedule: Any, source: str) -> list[str]:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = FakeConfig(time_scale=args.time_scale, seed=args.seed)
+        config = FakeConfig(time_scale=args.time_scale, seed=args.seed, ledger_limit=SERVE_LEDGER_LIMIT)
     except ValueError as exc:
         print(f"comfy-chaos serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
