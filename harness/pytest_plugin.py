@@ -30,9 +30,12 @@ import logging
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
 
 RESULT_PROPERTY = "comfy_chaos_result"
 BACKEND_PROPERTY = "comfy_chaos_toxiproxy"
@@ -146,9 +149,10 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _ChaosState(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "comfy_chaos_state")
-    if find_spec("comfy_chaos.harness.toxiproxy") is not None and find_spec("comfy_chaos.harness.toxiproxy.fixtures") is not None:
-        if not config.pluginmanager.has_plugin("comfy_chaos.harness.toxiproxy.fixtures"):
-            config.pluginmanager.import_plugin("comfy_chaos.harness.toxiproxy.fixtures")
+    fixtures = "comfy_chaos.harness.toxiproxy.fixtures"
+    if find_spec("comfy_chaos.harness.toxiproxy") is not None and find_spec(fixtures) is not None \
+            and not config.pluginmanager.has_plugin(fixtures):
+        config.pluginmanager.import_plugin(fixtures)
 
 
 def collect_scenario_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -211,7 +215,8 @@ class _ChaosState:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Deselect slow scenarios unless --chaos-run-slow or a -m expression naming slow;
         with --chaos-shard K/N keep only this shard's scenario items."""
-        keep, drop = [], []
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
         run_slow = chaos_option(config, "run-slow") or "slow" in (config.getoption("markexpr") or "")
         for item in items:
             slow = isinstance(item, ScenarioItem) and item.get_closest_marker("slow") is not None
@@ -239,7 +244,7 @@ class _ChaosState:
                 self.inconclusive.append(f"{report.nodeid}: " + " | ".join(result.get("reasons", [])))
         for name, value in report.user_properties:
             if name == BACKEND_PROPERTY:
-                self.backends.setdefault(value, None)
+                self.backends.setdefault(str(value), None)
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """An inconclusive scenario is its own outcome, not a skip: `I`, `INCONCLUSIVE`."""
@@ -379,7 +384,7 @@ class BrokenScenarioItem(pytest.Item):
     def runtest(self) -> None:
         raise ScenarioFailed(f"scenario file is invalid:\n{self.error}")
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -436,7 +441,7 @@ class ScenarioItem(pytest.Item):
             return " | ".join(result.reasons)
         return None
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

@@ -226,9 +226,8 @@ def execute(
     or started is a configuration error (UsageError)."""
     from comfy_chaos.harness.batch import run_batch
     from comfy_chaos.harness.cli.progress import Progress
-    from comfy_chaos.harness.toxiproxy.backend import BackendError
-
     from comfy_chaos.harness.shutdown import Interrupted, run_guarded
+    from comfy_chaos.harness.toxiproxy.backend import BackendError
 
     progress = Progress(total=len(jobs), stream=sys.stdout)
     try:

@@ -24,7 +24,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.bench import client_totals, render_totals, write_bench_report
+    from comfy_chaos.harness.bench import (
+        client_totals,
+        render_totals,
+        write_bench_report,
+    )
     from comfy_chaos.harness.merge import MergeError, merge_results
     from comfy_chaos.harness.report import render_matrix
 

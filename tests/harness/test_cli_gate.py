@@ -37,7 +37,7 @@ faults:
 
 def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "comfy_chaos.harness.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=240, env=env)
+                          text=True, timeout=240, env=env, check=False)
 
 
 @pytest.fixture
