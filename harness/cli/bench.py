@@ -4,14 +4,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from comfy_chaos.harness.bench import (
-    DEFAULT_CLIENTS,
-    SEED_STRIDE,
-    bench_jobs,
-    client_totals,
-    render_totals,
-    write_bench_report,
-)
+from comfy_chaos.harness.bench import DEFAULT_CLIENTS, SEED_STRIDE, bench_jobs, client_totals, render_totals, write_bench_report
 from comfy_chaos.harness.cli import common
 from comfy_chaos.harness.cli.outputs import fresh_logs
 

@@ -6,14 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from comfy_chaos.harness.cli import common
-from comfy_chaos.harness.shrink import (
-    DEFAULT_REPLAYS,
-    ShrinkResult,
-    describe_spec,
-    regression_scenario,
-    shrink,
-    write_regression,
-)
+from comfy_chaos.harness.shrink import DEFAULT_REPLAYS, ShrinkResult, describe_spec, regression_scenario, shrink, write_regression
 
 PROG = "comfy-chaos shrink"
 
