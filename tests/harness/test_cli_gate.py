@@ -232,3 +232,19 @@ def test_the_serve_example_schedule_fires_under_serve() -> None:
 
     tagged = FaultSchedule.of([{"kind": "drop", "when": {"on": "message", "task": "t1"}}])
     assert "never match" in _untagged_filters(tagged, "f.yaml")[0]
+
+
+@pytest.mark.parametrize("args", [["toxiproxy", "--port", "abc"], ["install", "no-such-adapter"], ["merge"],
+                                  ["bench", "--seeds", "0"], ["shrink", "x.yaml"], ["report"]])
+def test_other_commands_usage_errors_exit_3(work: Path, args: list[str]) -> None:
+    run = cli(work, *args)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert run.stderr.strip() and "Traceback" not in run.stderr
+
+
+def test_toxiproxy_port_in_use_exits_3(work: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        busy = cli(work, "toxiproxy", "--port", str(sock.getsockname()[1]))
+    assert busy.returncode == 3 and "cannot listen on" in busy.stderr
