@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from comfy_chaos.harness.cli import common
-from comfy_chaos.harness.cli.outputs import add_gate_options, finish
+from comfy_chaos.harness.cli.outputs import add_gate_options, decide, finish
 
 PROG = "comfy-chaos merge"
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(render_totals(totals), end="")
         print(f"{PROG}: report written to {out / 'index.html'} and {out / 'results.json'}")
-        return common.exit_code(merged.results)
+        return decide(merged.results, args)
     return finish(merged.results, args, out, run=merged.run)
 
 

@@ -217,6 +217,8 @@ def test_bench_shards_merge_into_one_matrix(work: Path) -> None:
     assert merged.returncode == 0, merged.stdout + merged.stderr
     data = json.loads((work / "bm" / "results.json").read_text())
     assert len(data["results"]) == 4 and {t["client"] for t in data["run"]["bench"]["client_totals"]} == {"naive", "reference"}
+    gated = cli(work, "merge", "b1", "b2", "--report-dir", "bm2", "--baseline", "nothing-like-it.json")
+    assert gated.returncode == 3 and "nothing-like-it.json: cannot read" in gated.stderr  # the gate applies to bench merges too
 
 
 def test_the_serve_example_schedule_fires_under_serve() -> None:
