@@ -338,23 +338,25 @@ def _walk(loc: tuple[Any, ...]) -> tuple[str, Any]:
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at pydantic `loc` (or of the closest existing parent)."""
+    """1-based line of the YAML node at pydantic `loc` (or of the closest existing parent).
+    A mapping key's own line, not its value's: `expect:` above a block mapping is where
+    the field is named (a misspelt key was reported one line late)."""
     if node is None or not loc:
         return None
+    key_line: int | None = None  # the line of the key that led to `node`
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-            if child is None:
-                key = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-                return (key or node).start_mark.line + 1
-            node = child
+            pair = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if pair is None:
+                return node.start_mark.line + 1
+            key_line, node = pair[0].start_mark.line + 1, pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
+            key_line, node = None, node.value[part]
         elif not isinstance(part, int):
             continue  # a union member tag in the loc, not a key
         else:
             break
-    return node.start_mark.line + 1
+    return key_line if key_line is not None else node.start_mark.line + 1
 
 
 def _num(value: Any) -> str:
