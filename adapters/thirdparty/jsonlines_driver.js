@@ -153,15 +153,18 @@ function run(adapter) {
       maxConcurrency: Math.max(1, Math.floor(field(message, 'max_concurrency', 'number', where))),
     };
     maxConcurrency = start.maxConcurrency;
-    deadlineTimer = setTimeout(() => {
-      finish(`deadline reached with ${inFlight + queue.length} task(s) unreported`);
-    }, start.deadlineS * 1000);
+    const startedAt = Date.now();
     try {
       await adapter.open(start);
     } catch (err) {
       fail(where, `cannot create the ${adapter.name} client: ${describeError(err)}`);
     }
     emit({ type: 'ready', client: adapter.name, version: adapter.version, caps: adapter.caps });
+    // The deadline counts from `start`; `done` must never precede `ready`.
+    const left = Math.max(0, start.deadlineS * 1000 - (Date.now() - startedAt));
+    deadlineTimer = setTimeout(() => {
+      finish(`deadline reached with ${inFlight + queue.length} task(s) unreported`);
+    }, left);
   }
 
   // Lines are handled one after another: a task waits until `start` has created the client.

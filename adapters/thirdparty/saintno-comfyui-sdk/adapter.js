@@ -89,12 +89,14 @@ const adapter = {
     counters.failed += 1;
     if (result === false) counters.resolved_false += 1;
     else counters.resolved_undefined += 1;
-    const last = failures[failures.length - 1];
-    const interrupted = last && last.name === 'ExecutionInterruptedError';
+    // onFailed can fire more than once for one job (an interrupt, then "went missing" from
+    // a status frame handled concurrently); the first call is the one that ended run().
+    const first = failures[0];
+    const interrupted = first && first.name === 'ExecutionInterruptedError';
     return {
       outcome: interrupted ? 'interrupted' : 'error',
       outputs: null,
-      detail: last ? describeError(last) : `CallWrapper.run() resolved to ${String(result)} without an onFailed reason`,
+      detail: first ? describeError(first) : `CallWrapper.run() resolved to ${String(result)} without an onFailed reason`,
     };
   },
 
