@@ -35,6 +35,7 @@ const version = packageVersion(LIBRARY, __dirname);
 
 const counters = {
   finished: 0,
+  finished_callbacks: 0,
   failed: 0,
   failed_callbacks: 0,
   resolved_false: 0,
@@ -42,6 +43,7 @@ const counters = {
   disconnected: 0,
   reconnected: 0,
   reconnection_failed: 0,
+  status_frames: 0,
 };
 
 const adapter = {
@@ -58,6 +60,7 @@ const adapter = {
     this.api.on('disconnected', () => { counters.disconnected += 1; });
     this.api.on('reconnected', () => { counters.reconnected += 1; });
     this.api.on('reconnection_failed', () => { counters.reconnection_failed += 1; });
+    this.api.on('status', () => { counters.status_frames += 1; });
     await this.api.init().waitForReady();
   },
 
@@ -71,6 +74,7 @@ const adapter = {
     const failures = [];
     const result = await new CallWrapper(this.api, builder)
       .onPending((promptId) => ctx.submitted(promptId))
+      .onFinished(() => { counters.finished_callbacks += 1; })
       .onFailed((err, promptId) => {
         counters.failed_callbacks += 1;
         failures.push(err);
