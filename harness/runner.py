@@ -290,7 +290,7 @@ async def run_scenario(
     run starts again at 1.0; `on_unscalable(client)` is told so.
     Raises `AdapterError` for an unknown client, `RunError` when the harness fails.
     """
-    for attempt in range(2):
+    for _ in range(2):
         adapters = [load_adapter(client) for _ in range(scenario.clients)]
         run = _Run(
             scenario, client, adapters, toxiproxy_url, backend_info or {}, seed, time_scale, clock, done_margin,
@@ -299,8 +299,7 @@ async def run_scenario(
         try:
             return await run.execute()
         except _Rescale:
-            if attempt or on_unscalable is None:
-                log.warning("runner.unscalable", client=client)
+            log.info("runner.rescale", client=client, reason="its ready line said it is not scalable")
             if on_unscalable is not None:
                 on_unscalable(client)
             scalable = False

@@ -660,6 +660,8 @@ class _Scoring:
             failures=[f.line for f in failures],
             capabilities_missing=self.capabilities_missing(values),
             client_words=self.client_words(values),
+            warnings=list(self.rec.warnings),
+            starvation=dict(self.rec.starvation) if self.rec.starvation else None,
         )
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:

@@ -267,6 +267,8 @@ async def test_a_ready_line_saying_not_scalable_restarts_the_run_at_time_scale_o
     assert record.adapter.instances[0].scalable is False
     assert any("ready line said it is not scalable" in w for w in record.warnings)
     assert client in harness.unscalable  # later runs start at 1.0 at once
+    result = score(record)
+    assert result.warnings == record.warnings and result.starvation == record.starvation
 
 
 async def test_unscalable_option_runs_a_cmd_client_at_time_scale_one(toxiproxy_backend: Any) -> None:
