@@ -8,8 +8,6 @@ HTML report from the JSON alone.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -236,18 +234,9 @@ class ResultsFile:
 
 def save_results(path: str | Path, results: ResultsFile) -> Path:
     """Write `results` as JSON atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(results.to_dict(), fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from comfy_chaos.harness.atomic import write_atomic
+
+    return write_atomic(path, json.dumps(results.to_dict(), indent=2, default=str) + "\n")
 
 
 def load_results(path: str | Path) -> ResultsFile:

@@ -428,6 +428,6 @@ def write_html_report(out_dir: str | Path, results: ResultsFile | Iterable[Scena
     """Write `<out_dir>/index.html` and return its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "index.html"
-    path.write_text(render_html(results, **kwargs), encoding="utf-8")
-    return path
+    from comfy_chaos.harness.atomic import write_atomic
+
+    return write_atomic(out / "index.html", render_html(results, **kwargs))

@@ -9,7 +9,7 @@ from comfy_chaos.harness.record import RunRecord
 from comfy_chaos.harness.scoring import output_set, percentile, summarise_control
 from comfy_chaos.harness.scoring import score as score_record
 from comfy_chaos.harness.scoring import score_json as score
-from scoring_records import (
+from .scoring_records import (
     SID,
     T0,
     batching_client,

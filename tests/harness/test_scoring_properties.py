@@ -8,7 +8,7 @@ from comfy_chaos.harness.scoring import PRIMARY_ORDER
 from comfy_chaos.harness.scoring import score_json as score
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scoring_records import T0, outputs_for, prompt, record, result, submitted
+from .scoring_records import T0, outputs_for, prompt, record, result, submitted
 
 FINISHED = ("success", "error", "interrupted")
 
