@@ -60,6 +60,8 @@ OPTIONS = (
     _Option("shard", "run only the K-th of N deterministic parts of the scenario items (K/N)"),
     _Option("scenarios", "a folder whose YAML files are scenario items (repeatable; 'builtin' = the built-in "
             "library); with no paths on the command line, pytest also collects these folders", "list"),
+    _Option("no-control", "skip the fault-free control runs (attribution unknown)", "bool"),
+    _Option("unscalable", "run this client at time scale 1.0: its timers do not scale (repeatable)", "list"),
 )
 
 
@@ -291,7 +293,11 @@ class _ChaosState:
             configure(logging.WARNING)  # every run's events are captured per run; pytest shows only warnings
             report_dir = chaos_option(self.config, "report-dir")
             log_dir = Path(report_dir) / "logs" if report_dir else None
-            harness = Harness(log_dir=log_dir)
+            harness = Harness(
+                log_dir=log_dir,
+                control=not chaos_option(self.config, "no-control"),
+                unscalable=chaos_option(self.config, "unscalable"),
+            )
             await harness.__aenter__()
             self.harness = harness
         return self.harness

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     common.report_broken(selection.broken)
     jobs = common.shard_jobs(args, jobs)
     out = common.report_dir(args, "bench")
-    executed = common.execute(jobs, seed=None, time_scale=args.time_scale, parallel=args.jobs, log_dir=fresh_logs(out))
+    executed = common.execute(jobs, seed=None, time_scale=args.time_scale, parallel=args.jobs, log_dir=fresh_logs(out),
+                              harness_options=common.harness_options(args, clients))
     if executed is None:
         return common.EXIT_INCONCLUSIVE
     results = executed.results

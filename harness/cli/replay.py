@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     common.configure_logging(args.verbose)
     out = common.report_dir(args, "replay")
     executed = common.execute([(scenario, c) for c in clients], seed=args.seed, time_scale=args.time_scale,
-                              parallel=1, log_dir=fresh_logs(out))
+                              parallel=1, log_dir=fresh_logs(out), harness_options=common.harness_options(args, clients))
     if executed is None:
         return common.EXIT_INCONCLUSIVE
     for result in executed.results:
