@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, Profile, get_profile
+
 
 @dataclass(frozen=True, slots=True)
 class FakeConfig:
@@ -13,6 +15,7 @@ class FakeConfig:
     max_upload_size_mb: int = 100  # ComfyUI --max-upload-size; request body cap and feature flag
     history_size: int = 10000  # ComfyUI MAXIMUM_HISTORY_SIZE
     origin_check: bool = True  # ComfyUI's loopback Origin/Host check (off with --enable-cors-header)
+    comfyui_version: str = DEFAULT_VERSION  # the protocol profile (fake_comfy.profiles)
 
     def __post_init__(self) -> None:
         if not self.time_scale >= 0:
@@ -21,6 +24,11 @@ class FakeConfig:
             raise ValueError(f"FakeConfig.max_upload_size_mb must be > 0, got {self.max_upload_size_mb!r}")
         if self.history_size <= 0:
             raise ValueError(f"FakeConfig.history_size must be > 0, got {self.history_size!r}")
+        object.__setattr__(self, "comfyui_version", get_profile(self.comfyui_version).name)
+
+    @property
+    def profile(self) -> Profile:
+        return get_profile(self.comfyui_version)
 
     @property
     def max_upload_size(self) -> int:

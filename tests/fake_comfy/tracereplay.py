@@ -26,7 +26,10 @@ import aiohttp
 from comfy_chaos.fake_comfy import FakeComfy
 from comfy_chaos.fake_comfy.png import solid_png
 
-TRACES = Path(__file__).resolve().parents[1] / "data" / "comfyui-traces"
+DATA = Path(__file__).resolve().parents[1] / "data"
+TRACES = DATA / "comfyui-traces"
+#: Recording set per protocol profile (fake_comfy.profiles): ComfyUI 0.3.64 and 0.33.0.
+TRACE_SETS = {"0.3.64": TRACES, "0.33": DATA / "comfyui-traces-current"}
 
 #: Keys whose values are compared exactly (everything else: by JSON type).
 EXACT = {
@@ -34,13 +37,16 @@ EXACT = {
     "parent_node", "node_type", "queue_remaining", "state", "status_str", "completed", "class_type",
     "dependent_outputs", "input_name", "subfolder", "image_type", "supports_preview_metadata",
     "max_upload_size", "exception_type", "received_type", "input_config", "details_kind",
+    "status", "cancelled", "error", "invalid_ids", "total", "has_more", "offset", "limit", "outputs_count",
+    "previewable_outputs_count", "nodeId", "mediaType", "comfyui_version", "required_frontend_version", "os",
+    "supports_model_type_tags", "node_replacements", "assets", "supports_v4",
 }  # fmt: skip
 #: Lists of node ids whose order comes from a Python set in ComfyUI: compared sorted.
 SET_ORDER = {"executed", "nodes", "current_outputs"}
 UUID_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^[0-9a-f]{32}$")
 #: Frames of features the fake does not implement (docs/fake_comfy.md): left out of the comparison.
-UNSUPPORTED_TYPES = {"logs"}
-UNSUPPORTED_PATHS = ("/internal/",)
+UNSUPPORTED_TYPES: set[str] = set()
+UNSUPPORTED_PATHS: tuple[str, ...] = ()
 
 
 def _type_name(value: Any) -> str:
@@ -156,8 +162,8 @@ class Replay:
     unsynced: list[str]
 
 
-def load(name: str) -> list[dict[str, Any]]:
-    with open(TRACES / name, encoding="utf-8") as fh:
+def load(name: str, version: str = "0.3.64") -> list[dict[str, Any]]:
+    with open(TRACE_SETS[version] / name, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
