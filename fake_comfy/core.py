@@ -349,7 +349,8 @@ class ComfyCore:
             hidden = {k: extra_data.pop(k) for k in SENSITIVE_EXTRA_DATA_KEYS if k in extra_data}
         if self.profile.create_time:
             extra_data["create_time"] = self.wall_ms()
-        item = QueueItem(number, prompt_id, prompt, extra_data, validation.outputs, task_tag(prompt), hidden=hidden)
+        outputs = validation.outputs[::-1] if self.profile.reverse_output_order else validation.outputs
+        item = QueueItem(number, prompt_id, prompt, extra_data, outputs, task_tag(prompt), hidden=hidden)
         self._seq += 1
         heapq.heappush(self.queue, (number, prompt_id, self._seq, item))
         self.ledger.accept(prompt_id, item.task_id, item.client_id, number, self.clock())

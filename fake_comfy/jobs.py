@@ -158,7 +158,8 @@ def list_jobs(core: ComfyCore, query: Mapping[str, str]) -> tuple[int, dict[str,
     if sort_by == "execution_duration":
         jobs.sort(key=_duration, reverse=sort_order == "desc")
     else:
-        jobs.sort(key=lambda job: job.get("create_time") or 0, reverse=sort_order == "desc")
+        # ties (same millisecond) go by queue number, as recorded (11-jobs: pending above running)
+        jobs.sort(key=lambda job: (job.get("create_time") or 0, job["priority"]), reverse=sort_order == "desc")
     total = len(jobs)
     page = jobs[offset : offset + limit if limit is not None else None]
     pagination = {"offset": offset, "limit": limit, "total": total, "has_more": offset + len(page) < total}

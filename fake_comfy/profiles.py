@@ -40,6 +40,13 @@ class Profile:
     index_cache_control: str
     #: `logs` entries carry a coloured level prefix (`[INFO]`, `[ERROR]`).
     log_levels: bool
+    #: The order of a prompt's output nodes (queue item [4], hence which branch runs first).
+    #: ComfyUI builds it from a Python set, so it is the recording process's hash order:
+    #: prompt order in every 0.3.64 recording, the reverse in every 0.33.0 one.
+    reverse_output_order: bool
+    #: `/object_info` per-class keys added since 0.11 (`is_input_list`, `has_intermediate_output`,
+    #: `search_aliases`).
+    object_info_v3_keys: bool
     #: Server feature flags beyond `supports_preview_metadata` / `max_upload_size`, in order
     #: (`max_upload_size` is inserted at `upload_size_position`).
     extra_features: tuple[tuple[str, Any], ...]
@@ -73,6 +80,8 @@ V0_3_64 = Profile(
     sec_fetch_site_check=False,
     index_cache_control="no-cache",
     log_levels=False,
+    reverse_output_order=False,
+    object_info_v3_keys=False,
     extra_features=(),
     upload_size_position=1,
 )
@@ -99,6 +108,8 @@ V0_33 = Profile(
     sec_fetch_site_check=True,
     index_cache_control="no-store, must-revalidate",
     log_levels=True,
+    reverse_output_order=True,
+    object_info_v3_keys=True,
     extra_features=(
         ("supports_model_type_tags", True),
         ("extension", {"manager": {"supports_v4": True}}),

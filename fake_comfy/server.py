@@ -21,7 +21,7 @@ from comfy_chaos.fake_comfy.config import FakeConfig
 from comfy_chaos.fake_comfy.core import ComfyCore
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
 from comfy_chaos.fake_comfy.ledger import Ledger
-from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile
+from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile, current_info
 from comfy_chaos.fake_comfy.wire import OutFrame
 
 if TYPE_CHECKING:
@@ -395,6 +395,9 @@ class FakeComfy:
         app.router.add_route("PATCH", "/internal/logs/subscribe", self._logs_subscribe)
         app.router.add_route("GET", "/", self._index)
         app.router.add_route("*", "/api/{tail:.*}", self._api_not_found)
+        if self.config.profile.jobs_api:
+            # no bare /jobs: ComfyUI's static web root answers it like an unknown /api path (11-jobs)
+            app.router.add_route("*", "/jobs{tail:.*}", self._api_not_found)
         return app
 
     @web.middleware
@@ -706,13 +709,16 @@ class FakeComfy:
         }
         return _json(body)
 
+    def _class_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return current_info(info) if self.config.profile.object_info_v3_keys else info
+
     async def _object_info(self, request: web.Request) -> web.Response:
-        return _json({name: cls.info for name, cls in NODE_CLASSES.items()})
+        return _json({name: self._class_info(cls.info) for name, cls in NODE_CLASSES.items()})
 
     async def _object_info_one(self, request: web.Request) -> web.Response:
         name = request.match_info["node_class"]
         cls = NODE_CLASSES.get(name)
-        return _json({name: cls.info} if cls is not None else {})
+        return _json({name: self._class_info(cls.info)} if cls is not None else {})
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         return _json([])

@@ -32,6 +32,8 @@ ALLOWED_HTTP: dict[tuple[str, str, str], tuple[int, str | None]] = {
     ("04-validation.jsonl", "POST", "/prompt"): (400, "application/json"),
     ("09-misc.jsonl", "POST", "/prompt"): (400, "application/json"),
     ("09-misc.jsonl", "POST", "/queue"): (400, "application/json"),
+    ("09c-misc-uuid.jsonl", "POST", "/prompt"): (400, "application/json"),
+    ("09c-misc-uuid.jsonl", "POST", "/queue"): (400, "application/json"),
     # No Pillow: `preview=` is ignored and the PNG is served as is.
     ("02-success.jsonl", "GET", "/view?filename=basic_00001_.png&subfolder=trace02&type=output&preview"): (200, "image/png"),
 }
@@ -47,6 +49,8 @@ BODY_COUNT_ONLY = ("/history?max_items=2&offset=1",)
 LATE: dict[tuple[str, str], dict[int, int]] = {
     # 06 (c): the interrupt reached the flag only after SaveImageWebsocket's last progress check.
     ("0.3.64", "06-interrupt.jsonl"): {73: 188},
+    # 0.33.0, 06 (c): sent after 2 previews, it landed after the 14th (same race, other timing).
+    ("0.33", "06-interrupt.jsonl"): {73: 115},
 }
 #: 09b fires GET /history on `execution_success`; the real server answered `{}` in 2 of 10
 #: tries, the fake (deterministically at that point) always does: both shapes are accepted.
@@ -177,10 +181,21 @@ MASKS = [
 ]
 
 
+#: Node-id lists whose order is the recording process's set (hash) order (`tracereplay.SET_ORDER`):
+#: their items are sorted in place, the text around them stays as sent.
+SET_LISTS = re.compile(r'"(executed|nodes|current_outputs)": \[([^\[\]]*)\]')
+
+
+def _sorted_set_list(match: re.Match[str]) -> str:
+    items = sorted(item.strip() for item in match.group(2).split(",")) if match.group(2) else []
+    return f'"{match.group(1)}": [{", ".join(items)}]'
+
+
 def _masked(texts: list[str]) -> tuple[list[str], list[str]]:
     kept = []
     for text in texts:
         if json.loads(text)["type"] in BYTE_EXACT:
+            text = SET_LISTS.sub(_sorted_set_list, text)
             for pattern, replacement in MASKS:
                 text = pattern.sub(replacement, text)
             kept.append(text)

@@ -430,7 +430,15 @@ class Replayer:
         self.expected_http.append(HttpExchange(expected.method, expected.path, expected.status, None, None))
         self.actual_http.append(HttpExchange(request["method"], request["path"], status, None, None))
 
-    async def _client_frame(self, event: dict[str, Any]) -> None:
+    def _close_reply_recorded(self, index: int, label: str) -> bool:
+        """Whether the recording has the server's close reply for this client close (17 does
+        not: its recorder closed without waiting for it)."""
+        return any(
+            e.get("conn") == label and e["dir"] == "server->client" and e["kind"] == "ws-close"
+            for e in self.events[index + 1 :]
+        )
+
+    async def _client_frame(self, index: int, event: dict[str, Any]) -> None:
         conn = self.conns[event["conn"]]
         assert conn.ws is not None
         kind = event["kind"]
@@ -447,7 +455,8 @@ class Replayer:
             await conn.ws.ping(bytes.fromhex(event.get("payload_hex", "")))
         elif kind == "ws-close":
             await conn.ws.close(code=event.get("code", 1000))
-            conn.frames.append({"close": conn.ws.close_code})
+            if self._close_reply_recorded(index, event["conn"]):
+                conn.frames.append({"close": conn.ws.close_code})
         elif kind == "tcp-abort":
             conn.aborted = True
             transport = conn.ws._conn.transport if conn.ws._conn is not None else None  # noqa: SLF001
@@ -487,7 +496,7 @@ class Replayer:
                 elif event["kind"] == "http-request":
                     await self._http(index, event)
                 else:
-                    await self._client_frame(event)
+                    await self._client_frame(index, event)
             await self.sync("end of trace")
         finally:
             for conn in self.conns.values():
