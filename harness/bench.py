@@ -177,6 +177,7 @@ def seeds_for(base: int, *, count: int | None, explicit: list[int] | None) -> li
 
 
 def _parser() -> argparse.ArgumentParser:
+    from comfy_chaos.harness import comfyui_version
     from comfy_chaos.harness.run_cli import DEFAULT_REPORT_DIR, _Parser
 
     parser = _Parser(prog="comfy-chaos bench", description="Run scenarios × clients × seeds and print the matrix.")
@@ -189,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seed", type=int, action="append", dest="seed_list", metavar="N",
                        help="run every scenario with this seed (repeatable)")
     parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    comfyui_version.add_option(parser)
     parser.add_argument("-j", "--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--run-slow", action="store_true", help="include scenarios tagged slow")
     parser.add_argument("--report-dir", default=DEFAULT_REPORT_DIR, help=f"report directory (default {DEFAULT_REPORT_DIR})")
@@ -227,8 +229,10 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
     _configure_logging(args.verbose)
 
+    from comfy_chaos.harness.comfyui_version import with_version
+
     jobs = [
-        (entry.scenario.model_copy(update={"seed": seed}), client)
+        (with_version(entry.scenario, args.comfyui_version).model_copy(update={"seed": seed}), client)
         for entry in chosen
         for seed in seeds_for(entry.scenario.seed, count=args.seeds, explicit=args.seed_list)
         for client in clients

@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail the session on a regression against this baseline file")
     group.addoption("--run-slow", action="store_true", default=False, dest="chaos_run_slow",
                     help="also run scenarios tagged slow")
+    from comfy_chaos.harness import comfyui_version
+
+    comfyui_version.add_option(group, dest="chaos_comfyui_version")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -221,9 +224,13 @@ class ScenarioItem(pytest.Item):
         seed = self.config.getoption("chaos_seed")
         time_scale = self.config.getoption("chaos_time_scale")
 
+        from comfy_chaos.harness.comfyui_version import with_version
+
+        scenario = with_version(self.scenario, self.config.getoption("chaos_comfyui_version"))
+
         async def go() -> Any:
             harness = await state.get_harness()
-            return await run_one(harness, self.scenario, self.client, seed=seed, time_scale=time_scale)
+            return await run_one(harness, scenario, self.client, seed=seed, time_scale=time_scale)
 
         try:
             result = state.run(go())

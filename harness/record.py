@@ -41,6 +41,7 @@ class RunRecord:
     healed_at: float | None = None
     error: str | None = None
     scenario_path: str | None = None
+    comfyui_version: str = ""  # the protocol profile the fake server ran (fake_comfy.profiles)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -112,6 +112,8 @@ class ScenarioResult:
     tags: list[str] = field(default_factory=list)
     client_ids: dict[str, str] = field(default_factory=dict)
     """WebSocket client id (sid) → `c<client_index>`, where a report ties them together."""
+    comfyui_version: str = ""
+    """The ComfyUI version (protocol profile) the fake server imitated in this run."""
 
     @property
     def key(self) -> tuple[str, str]:

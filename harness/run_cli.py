@@ -53,10 +53,13 @@ def main(command: str, argv: list[str]) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    from comfy_chaos.harness import comfyui_version
+
     parser.add_argument("--client", action="append", dest="clients", metavar="CLIENT",
                         help="client adapter (repeatable; default reference): a registered name, "
                         "cmd:<command>, isolated:<name>, py:<module>:<Class>")
     parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    comfyui_version.add_option(parser)
     parser.add_argument("--report-dir", default=DEFAULT_REPORT_DIR, help=f"where to write the report (default {DEFAULT_REPORT_DIR})")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr: -v warnings, -vv info, -vvv debug (default: errors only)")
@@ -110,6 +113,7 @@ def _check_clients(clients: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from comfy_chaos.harness import comfyui_version
     from comfy_chaos.harness.suite import load_all
 
     _configure_logging(args.verbose)
@@ -132,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"comfy-chaos run: no scenario files in {', '.join(map(str, paths))}")
     clients = list(dict.fromkeys(args.clients or ["reference"]))
     _check_clients(clients)
-    jobs = [(entry.scenario, client) for entry in chosen for client in clients]
+    jobs = [(comfyui_version.with_version(entry.scenario, args.comfyui_version), client) for entry in chosen for client in clients]
     print(f"comfy-chaos: {len(chosen)} scenarios × {len(clients)} clients = {len(jobs)} runs, -j {args.jobs}"
           + (f" ({skipped} slow scenarios skipped; --run-slow to include)" if skipped else ""), flush=True)
     results = _execute(jobs, seed=args.seed, time_scale=args.time_scale, parallel=args.jobs,
@@ -145,12 +149,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from comfy_chaos.harness import comfyui_version
     from comfy_chaos.harness.scenario import ScenarioError, load_scenario
 
     _configure_logging(args.verbose)
     path = Path(args.file)
     try:
-        scenario = load_scenario(path)
+        scenario = comfyui_version.with_version(load_scenario(path), args.comfyui_version)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     clients = list(dict.fromkeys(args.clients or ["reference"]))

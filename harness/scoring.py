@@ -488,6 +488,8 @@ class _Scoring:
 
         source = self.rec.get("scenario_path") or self.scenario.get("source") or self.scenario.get("name") or "?"
         replay = f"comfy-chaos replay {source} --client {self.client} --seed {self.seed}"
+        if self.scenario.get("comfyui_version"):  # set in the file or by --comfyui-version
+            replay += f" --comfyui-version {self.scenario['comfyui_version']}"
         name = str(self.scenario.get("name") or "?")
         reasons: list[str] = []
         if verdict != "pass":
@@ -527,6 +529,7 @@ class _Scoring:
             description=str(self.scenario.get("description") or ""),
             tags=list(self.scenario.get("tags") or []),
             client_ids=dict(self.sid_names),
+            comfyui_version=str(self.rec.get("comfyui_version") or ""),
         )
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:
