@@ -11,6 +11,9 @@ import time
 from comfy_chaos.fake_comfy.config import FakeConfig
 from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, VERSION_NAMES
 
+#: A long-running server keeps only this many prompts, connection events and requests in its ledger.
+SERVE_LEDGER_LIMIT = 10_000
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comfy-chaos serve", description="Run the fake ComfyUI server.")
@@ -62,7 +65,12 @@ async def _serve(config: FakeConfig, host: str, port: int, faults_file: str | No
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = FakeConfig(time_scale=args.time_scale, seed=args.seed, comfyui_version=args.comfyui_version)
+        config = FakeConfig(
+            time_scale=args.time_scale,
+            seed=args.seed,
+            ledger_limit=SERVE_LEDGER_LIMIT,
+            comfyui_version=args.comfyui_version,
+        )
     except ValueError as exc:
         print(f"comfy-chaos serve: {exc}", file=sys.stderr)
         return 3
