@@ -167,8 +167,6 @@ class ComfyCore:
         self.history_size = history_size
         self.classes = classes if classes is not None else NODE_CLASSES
         self.counters: dict[tuple[str, str, str], int] = {}
-        self.logs: deque[dict[str, str]] = deque(maxlen=LOG_BUFFER)
-        self.log_subscribers: set[str] = set()
         self._reset_process(keep_history=False)
 
     # ------------------------------------------------------------------ process state
@@ -188,7 +186,8 @@ class ComfyCore:
         self.temp_prefix = "_temp_" + "".join(self.rng.choice("abcdefghijklmnopqrstupvxyz") for _ in range(5))
         self._always_changed = 0
         self.counters = {k: v for k, v in self.counters.items() if k[0] != "temp"}
-        self.log_subscribers = set()
+        self.logs: deque[dict[str, str]] = deque(maxlen=LOG_BUFFER)  # a new process starts a new log
+        self.log_subscribers: set[str] = set()
 
     def reset(self, keep_history: bool = False) -> None:
         """Simulated process restart: queue, running prompt, sockets, cache and counter are lost."""

@@ -314,3 +314,14 @@ async def test_serve_cli_takes_the_version_and_rejects_unknown_ones() -> None:
         _, err = await proc.communicate()
     assert proc.returncode == 3
     assert "unknown ComfyUI version '0.99'" in err.decode() and "Traceback" not in err.decode()
+
+
+def test_restart_starts_a_new_log_and_forgets_subscribers() -> None:
+    core = core_of(V0_33)
+    core.subscribe_logs("c", True)
+    core.connect(1, "c")
+    frames = core.submit({"prompt": W_BASIC, "client_id": "c"}).frames
+    assert [f.message_type for f in frames][0] == "logs" and len(core.logs) == 1
+    core.reset()
+    assert not core.logs and not core.log_subscribers
+    assert core.submit({"prompt": W_BASIC}).frames[0].message_type == "status"  # nobody subscribed now
