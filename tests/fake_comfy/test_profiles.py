@@ -324,4 +324,6 @@ def test_restart_starts_a_new_log_and_forgets_subscribers() -> None:
     assert [f.message_type for f in frames][0] == "logs" and len(core.logs) == 1
     core.reset()
     assert not core.logs and not core.log_subscribers
-    assert core.submit({"prompt": W_BASIC}).frames[0].message_type == "status"  # nobody subscribed now
+    core.connect(2, "c")
+    frames = core.submit({"prompt": W_BASIC, "client_id": "c"}).frames
+    assert [f.message_type for f in frames] == ["status"] and len(core.logs) == 1  # logged, pushed to nobody
