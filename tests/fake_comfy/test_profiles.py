@@ -327,3 +327,26 @@ def test_restart_starts_a_new_log_and_forgets_subscribers() -> None:
     core.connect(2, "c")
     frames = core.submit({"prompt": W_BASIC, "client_id": "c"}).frames
     assert [f.message_type for f in frames] == ["status"] and len(core.logs) == 1  # logged, pushed to nobody
+
+
+async def test_serve_cli_imitates_the_chosen_version(http: aiohttp.ClientSession) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "comfy_chaos.fake_comfy.cli", "--port", "0", "--time-scale", "0", "--comfyui-version", "0.3.64",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        line = ""
+        async with asyncio.timeout(30):
+            while "listening on" not in line:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "serve exited before printing its URL"
+        assert line.startswith("fake ComfyUI 0.3.64 listening on http://127.0.0.1:"), line
+        url = line.split("listening on ")[1].split()[0]
+        async with http.get(url + "/system_stats") as resp:
+            assert (await resp.json())["system"]["comfyui_version"] == "0.3.64"
+        async with http.get(url + "/api/jobs") as resp:
+            assert resp.status == 404
+    finally:
+        proc.terminate()
+        async with asyncio.timeout(30):
+            await proc.wait()
