@@ -66,7 +66,6 @@ class QueueItem:
     outputs: list[str]
     task_id: str | None = None
     _wire_json: str | None = None
-    hidden: dict[str, Any] = field(default_factory=dict)  # secrets kept out of /queue (ComfyUI's 6th element)
 
     def wire(self) -> list[Any]:
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
@@ -343,13 +342,13 @@ class ComfyCore:
             extra_data["client_id"] = body["client_id"]
         if not validation.ok:
             return SubmitResult(400, {"error": validation.error, "node_errors": validation.node_errors})
-        hidden: dict[str, Any] = {}
-        if self.profile.queue_hides_secrets:
-            hidden = {k: extra_data.pop(k) for k in SENSITIVE_EXTRA_DATA_KEYS if k in extra_data}
+        if self.profile.queue_hides_secrets:  # ComfyUI moves them to a hidden 6th element no route shows
+            for key in SENSITIVE_EXTRA_DATA_KEYS:
+                extra_data.pop(key, None)
         if self.profile.create_time:
             extra_data["create_time"] = self.wall_ms()
         outputs = validation.outputs[::-1] if self.profile.reverse_output_order else validation.outputs
-        item = QueueItem(number, prompt_id, prompt, extra_data, outputs, task_tag(prompt), hidden=hidden)
+        item = QueueItem(number, prompt_id, prompt, extra_data, outputs, task_tag(prompt))
         self._seq += 1
         heapq.heappush(self.queue, (number, prompt_id, self._seq, item))
         self.ledger.accept(prompt_id, item.task_id, item.client_id, number, self.clock())
@@ -761,8 +760,7 @@ class ComfyCore:
 
 def _invalid_prompt_id() -> dict[str, Any]:
     details = "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the server generate one"
-    body = _bad_request("invalid_prompt_id", "prompt_id must be a valid UUID", details)
-    return body
+    return _bad_request("invalid_prompt_id", "prompt_id must be a valid UUID", details)
 
 
 def _bad_request(kind: str, message: str, details: str) -> dict[str, Any]:

@@ -646,7 +646,6 @@ class FakeComfy:
             self._signal()
         return ws
 
-    # ------------------------------------------------------------------ prompt / queue
     # ------------------------------------------------------------------ jobs API (0.33 profile)
     async def _list_jobs(self, request: web.Request) -> web.Response:
         status, body = jobs.list_jobs(self.core, request.query)
