@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from comfy_chaos.fake_comfy.core import ComfyCore, QueueItem
 
 STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
+FINISHED = ("completed", "failed", "cancelled")
 SORT_KEYS = ("created_at", "execution_duration")
 #: Output keys whose items are visual media (jobs.py's preview candidates), with their mediaType.
 MEDIA_KEYS = {"images": "images", "video": "video", "videos": "video", "gifs": "video", "audio": "audio", "3d": "3d"}
@@ -110,15 +111,16 @@ def _finished(prompt_id: str, entry: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def all_jobs(core: ComfyCore) -> list[dict[str, Any]]:
-    """Every job the server knows: running, pending, then history (a queued id wins)."""
+def all_jobs(core: ComfyCore, finished: bool = True) -> list[dict[str, Any]]:
+    """Every job the server knows: running, pending, then (if `finished`) history; a queued id wins."""
     jobs: dict[str, dict[str, Any]] = {}
     if core.running is not None:
         jobs[core.running.item.prompt_id] = _queued(core.running.item, "in_progress")
     for entry in core.queue:
         jobs.setdefault(entry[3].prompt_id, _queued(entry[3], "pending"))
-    for prompt_id, history in core.history.items():
-        jobs.setdefault(prompt_id, _finished(prompt_id, history))
+    if finished:
+        for prompt_id, history in core.history.items():
+            jobs.setdefault(prompt_id, _finished(prompt_id, history))
     return list(jobs.values())
 
 
@@ -150,7 +152,8 @@ def list_jobs(core: ComfyCore, query: Mapping[str, str]) -> tuple[int, dict[str,
             offset = max(0, int(query["offset"]))
         except ValueError:
             return 400, {"error": "offset must be an integer"}
-    jobs = all_jobs(core)
+    # a poll for what is still queued (the frontend's, the reference client's) skips the history
+    jobs = all_jobs(core, finished=not statuses or any(s in FINISHED for s in statuses))
     if statuses:
         jobs = [job for job in jobs if job["status"] in statuses]
     if "workflow_id" in query:
