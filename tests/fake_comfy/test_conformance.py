@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tracereplay import TRACE_SETS, HttpExchange, Replayer, collapse_runs, load
+from .tracereplay import TRACE_SETS, HttpExchange, Replayer, collapse_runs, load
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakehelp import W_BASIC, finished, receive_json_until
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 from comfy_chaos.fake_comfy.core import ComfyCore, is_canonical_uuid
@@ -25,6 +24,7 @@ from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 from comfy_chaos.fake_comfy.faults.spec import FaultSpec
 from comfy_chaos.fake_comfy.ledger import Ledger
 from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, V0_3_64, V0_33, get_profile
+from comfy_chaos.fake_comfy.testing import W_BASIC, finished, receive_json_until
 
 SLOW = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 1}},

@@ -67,3 +67,14 @@ def test_unknown_version_is_a_usage_error(tmp_path: Path) -> None:
     run = cli(tmp_path, "run", "--comfyui-version", "9.9")
     assert run.returncode == 3
     assert "unknown ComfyUI version '9.9'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_pytest_plugin_option(tmp_path: Path) -> None:
+    (tmp_path / "clean.yaml").write_text("seed: 3\nworkload: {tasks: 2, workflow: basic}\ndeadline: 60\ngrace: 5\n")
+    args = [sys.executable, "-m", "pytest", "clean.yaml", "-p", "no:cacheprovider", "-n", "0", "-q",
+            "--chaos-scenarios", str(tmp_path), "--chaos-report-dir", "out"]  # fmt: skip
+    run = subprocess.run([*args, "--chaos-comfyui-version", "0.3.64"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["results"][0]["comfyui_version"] == "0.3.64"
+    bad = subprocess.run([*args, "--chaos-comfyui-version", "9"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert bad.returncode == 4 and "--chaos-comfyui-version: unknown ComfyUI version '9'" in bad.stdout + bad.stderr
