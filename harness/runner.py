@@ -346,6 +346,7 @@ class _Run:
             schedule=ScheduledFault.of([spec.model_dump(mode="json", exclude_unset=True) for spec in self.specs]),
             task_ids=[p.task_id for p in self.plan],
             scenario_path=self.scenario.source,
+            comfyui_version=self.scenario.profile_version,
         )
         self.log = log.bind(scenario=self.scenario.name, client=client, seed=self.seed)
         self.changed = asyncio.Event()
@@ -414,7 +415,8 @@ class _Run:
             )
             self.engine.external = self._external_toxic
             self.engine.external_heal = self._external_heal
-        self.server = FakeComfy(FakeConfig(time_scale=self.time_scale, seed=self.seed), faults=self.engine)
+        config = FakeConfig(time_scale=self.time_scale, seed=self.seed, comfyui_version=self.scenario.profile_version)
+        self.server = FakeComfy(config, faults=self.engine)
         self.server.events.subscribe(self._on_server_event)
         self.t0 = self.record.t0 = self.clock()  # the engine's `at:` triggers count from server start
         async with asyncio.timeout(STEP_TIMEOUT_S):

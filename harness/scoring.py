@@ -608,6 +608,8 @@ class _Scoring:
 
         source = self.rec.scenario_path or self.scenario.get("source") or self.scenario.get("name") or "?"
         replay = f"comfy-chaos replay {source} --client {self.client} --seed {self.seed}"
+        if self.scenario.get("comfyui_version"):  # set in the file or by --comfyui-version
+            replay += f" --comfyui-version {self.scenario['comfyui_version']}"
         name = str(self.scenario.get("name") or "?")
         reasons: list[str] = []
         if verdict != "pass":
@@ -660,6 +662,7 @@ class _Scoring:
             failures=[f.line for f in failures],
             capabilities_missing=self.capabilities_missing(values),
             client_words=self.client_words(values),
+            comfyui_version=self.rec.comfyui_version,
         )
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:

@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     selection = common.select_scenarios(args, PROG)
     clients = common.chosen_clients(args, DEFAULT_CLIENTS)
     common.configure_logging(args.verbose)
-    scenarios = [entry.scenario for entry in selection.chosen]
+    from comfy_chaos.harness.comfyui_version import with_version
+
+    scenarios = [with_version(entry.scenario, args.comfyui_version) for entry in selection.chosen]
     jobs = bench_jobs(scenarios, clients, count=args.seeds, explicit=args.seed_list)
     print(f"{PROG}: {len(scenarios)} scenarios × {len(clients)} clients × "
           f"{len(jobs) // max(1, len(scenarios) * len(clients))} seeds = {len(jobs)} runs, -j {args.jobs}", flush=True)

@@ -60,7 +60,10 @@ def add_client_option(parser: argparse.ArgumentParser, default: Sequence[str]) -
 
 
 def add_scale_and_output_options(parser: argparse.ArgumentParser) -> None:
+    from comfy_chaos.harness import comfyui_version
+
     parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    comfyui_version.add_option(parser)  # applied with comfyui_version.with_version
     parser.add_argument("--report-dir", default=None,
                         help="where to write the report (default comfy-chaos-report; replay and bench: "
                         "comfy-chaos-replay, comfy-chaos-bench)")
