@@ -19,6 +19,8 @@ class AdapterInfo:
     hung: bool = False
     cpu_s: float | None = None
     stderr_tail: str = ""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """Browser clients: [{kind: "screenshot", label, t, src: data URI}] for the report."""
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ TASK_CLASSES = (
     "wrong_outputs",
     "indeterminate",
     "contradictory",
+    "stuck_ui",
     "not_completed",
 )
 """Per-task classes; `ok` and `not_completed` are the neutral ones, the rest are problems."""
@@ -112,6 +113,9 @@ class ScenarioResult:
     tags: list[str] = field(default_factory=list)
     client_ids: dict[str, str] = field(default_factory=dict)
     """WebSocket client id (sid) → `c<client_index>`, where a report ties them together."""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """Browser clients: screenshots `{kind: "screenshot", label, t, src: data URI, client_index}`
+    (t in seconds after t0), shown in the HTML report."""
 
     @property
     def key(self) -> tuple[str, str]:

@@ -20,6 +20,7 @@ FINAL_OUTCOMES = ("success", "error", "interrupted")
 PRIMARY_ORDER = (
     "phantom",
     "contradictory",
+    "stuck_ui",
     "lost",
     "indeterminate",
     "wrong_outcome",
@@ -223,6 +224,36 @@ class _Scoring:
             target = get(str(task_id))
             (target.results if kind == "result" else target.submitted).append(report)
         return dict(sorted(tasks.items(), key=lambda kv: task_sort_key(kv[0])))
+
+    def shown_running(self) -> tuple[float | None, dict[str, float]]:
+        """UI clients (docs/browser.md): the tasks the page still showed running at the
+        judgement, each with the moment since when it had been shown running without a break;
+        and the time of the last `ui` report (None: the client sends none)."""
+        since: dict[str, float] = {}
+        last: float | None = None
+        for report in sorted(
+            (r for r in self.rec.get("reports") or [] if r.get("type") == "ui" and r.get("t") is not None),
+            key=lambda r: float(r["t"]),
+        ):
+            t = float(report["t"])
+            if t > self.t_end:
+                break
+            last = t
+            running = {str(task_id) for task_id in report.get("running") or []}
+            since = {task_id: since.get(task_id, t) for task_id in running}
+        return last, since
+
+    def stuck_ui(self, score: TaskScore, since: dict[str, float]) -> str | None:
+        """Why the task counts as stuck UI: finished on the server, still shown running."""
+        started = since.get(score.task_id)
+        if started is None or score.completed_at is None:
+            return None
+        end = self.rel(self.t_end) or 0.0
+        stuck_from = max(self.rel(started) or 0.0, score.completed_at)
+        return (
+            f"stuck UI: the page still showed it running at the judgement, {end - score.completed_at:.1f} s after "
+            f"the server finished it (shown running since {_fmt_t(self.rel(started))}, stuck from {_fmt_t(stuck_from)})"
+        )
 
     # --- classification --------------------------------------------------------------------
 
@@ -431,6 +462,13 @@ class _Scoring:
     def result(self) -> ScenarioResult:
         gathered = self.tasks()
         scores = {tid: self.classify(t) for tid, t in gathered.items()}
+        _, since = self.shown_running()
+        for task_score in scores.values():
+            stuck = self.stuck_ui(task_score, since) if task_score.server_outcome in FINAL_OUTCOMES else None
+            if stuck is not None:
+                task_score.problems = [c for c in PRIMARY_ORDER if c in {*task_score.problems, "stuck_ui"} and c != "lost"]
+                task_score.cls = task_score.problems[0]
+                task_score.why = "; ".join(w for w in (stuck, task_score.why) if w and w != "never reported")
         values = list(scores.values())
         end = self.rel(self.t_end) or 0.0
 
@@ -441,7 +479,7 @@ class _Scoring:
             for t in [s.completed_at, *s.reported_at]:
                 if t is not None:
                     last_activity = max(last_activity, t)
-            if s.cls in ("lost", "indeterminate"):
+            if s.cls in ("lost", "indeterminate", "stuck_ui"):
                 last_activity = end
         marks = self.faults(last_activity)
 
@@ -527,7 +565,17 @@ class _Scoring:
             description=str(self.scenario.get("description") or ""),
             tags=list(self.scenario.get("tags") or []),
             client_ids=dict(self.sid_names),
+            evidence=self.evidence(adapters),
         )
+
+    def evidence(self, adapters: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Screenshots a browser client took (docs/browser.md), times made relative to t0."""
+        shots = []
+        for entry in adapters:
+            for item in entry.get("evidence") or []:
+                if isinstance(item, Mapping) and item.get("src"):
+                    shots.append({**item, "t": self.rel(item.get("t")), "client_index": entry.get("client_index")})
+        return shots
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:
         pid = s.prompt_ids[-1] if s.prompt_ids else None
@@ -570,6 +618,7 @@ class _Scoring:
                 f"({metrics['reported']} of {metrics['server_completed']} server-completed tasks reported)"
             )
         bars = {
+            "stuck_ui": "stuck_ui",
             "lost": "lost",
             "phantom": "phantom",
             "duplicate": "duplicate_report",
