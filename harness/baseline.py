@@ -4,7 +4,9 @@ A regression is, for a (scenario, client) present in both files:
   * a task that has a problem now (lost, indeterminate, phantom, duplicate report, ...) and
     did not have that problem in the baseline (matched by task id);
   * a hang or a crash that the baseline did not have;
-  * a verdict that went pass → fail;
+  * a verdict that got worse (pass → fail, inconclusive → fail);
+  * a pair that is new (not in the baseline) and fails: a new failure is a regression, a
+    known failure that stays the same is not;
   * latency p95 above the baseline's by more than BOTH the relative and the absolute
     tolerance (default +50 % and +0.5 s, scenario seconds).
 Several results for one pair (repeats) are merged: problems united, worst verdict, max p95.
@@ -51,13 +53,20 @@ class Comparison:
     regressions: list[Regression] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Changes that are not regressions: new/missing pairs, improvements, pass → inconclusive."""
+    matched: int = 0
+    """(scenario, client) pairs present in both files: with none, the gate has compared nothing."""
+    inconclusive: list[str] = field(default_factory=list)
+    """Pairs whose verdict is inconclusive now (the gate may fail on them)."""
 
     @property
     def ok(self) -> bool:
         return not self.regressions
 
     def render(self) -> str:
-        lines = [f"{len(self.regressions)} regression(s)"]
+        if self.matched == 0 and not self.regressions:
+            lines = ["no run matched the baseline: nothing was compared"]
+        else:
+            lines = [f"{len(self.regressions)} regression(s) in {self.matched} matched pair(s)"]
         lines += [f"  REGRESSION {r}" for r in self.regressions]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
@@ -107,9 +116,15 @@ def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = 
         scenario, client = key
         cur = now[key]
         base = then.get(key)
+        if cur.verdict == "inconclusive":
+            out.inconclusive.append(f"{scenario} / {client}")
         if base is None:
-            out.notes.append(f"{scenario} / {client}: new (no baseline)")
+            if cur.verdict == "fail":
+                _add_regression(out, scenario, client, "new failure", "fails and is not in the baseline")
+            else:
+                out.notes.append(f"{scenario} / {client}: new (no baseline)")
             continue
+        out.matched += 1
 
         regress = functools.partial(_add_regression, out, scenario, client)
         for problem, ids in sorted(cur.problems.items()):
@@ -124,8 +139,8 @@ def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = 
             regress("hang", "the client hangs now (it did not in the baseline)")
         if cur.crash and not base.crash:
             regress("crash", "the client crashes now (it did not in the baseline)")
-        if base.verdict == "pass" and cur.verdict == "fail":
-            regress("verdict", "pass → fail")
+        if cur.verdict == "fail" and base.verdict != "fail":
+            regress("verdict", f"{base.verdict} → fail")
         elif base.verdict != cur.verdict:
             out.notes.append(f"{scenario} / {client}: verdict {base.verdict} → {cur.verdict}")
         if cur.p95 is not None and base.p95 is not None:
@@ -137,6 +152,30 @@ def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = 
                     f"+{tolerance.latency_ratio:.0%} and +{tolerance.latency_abs:g} s)",
                 )
     return out
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's exit code and its one-line verdict."""
+
+    code: int
+    summary: str
+
+
+def gate(comparison: Comparison, baseline: str | Path, *, fail_on_inconclusive: bool = False) -> GateDecision:
+    """Exit code of a baseline check: 1 on any regression; 3 when no (scenario, client) pair
+    matched the baseline (a wrong or empty baseline compares nothing, so it must not pass);
+    2 with `fail_on_inconclusive` and an inconclusive run; else 0 — also when the client has
+    failures the baseline already had."""
+    if comparison.regressions:
+        return GateDecision(1, f"{len(comparison.regressions)} regression(s) against {baseline}")
+    if comparison.matched == 0:
+        return GateDecision(3, f"no run matched the baseline {baseline}: nothing was compared "
+                               "(a baseline for other scenarios or clients?)")
+    if fail_on_inconclusive and comparison.inconclusive:
+        return GateDecision(2, f"no regression against {baseline} in {comparison.matched} matched pair(s), "
+                               f"but {len(comparison.inconclusive)} inconclusive: {', '.join(comparison.inconclusive)}")
+    return GateDecision(0, f"no regression against {baseline} in {comparison.matched} matched pair(s)")
 
 
 def _as_results_file(results: ResultsFile | Iterable[ScenarioResult] | str | Path) -> ResultsFile:
@@ -174,7 +213,8 @@ def write_baseline(results: ResultsFile | Iterable[ScenarioResult] | str | Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit 0: no regressions (or written); 1: regressions; 3: usage or unreadable file."""
+    """Exit 0: no regressions (or written); 1: regressions; 2: inconclusive with
+    --fail-on-inconclusive; 3: usage, unreadable file, or no pair matched the baseline."""
     parser = argparse.ArgumentParser(prog="python -m comfy_chaos.harness.baseline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     cmp_ = sub.add_parser("compare", help="list regressions of RESULTS against BASELINE")
@@ -182,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("baseline")
     cmp_.add_argument("--latency-ratio", type=float, default=Tolerance.latency_ratio)
     cmp_.add_argument("--latency-abs", type=float, default=Tolerance.latency_abs)
+    cmp_.add_argument("--fail-on-inconclusive", action="store_true", help="exit 2 when a run is inconclusive")
     wr = sub.add_parser("write", help="store RESULTS as the new BASELINE")
     wr.add_argument("results")
     wr.add_argument("baseline")
@@ -201,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return 3
     sys.stdout.write(comparison.render())
-    return 0 if comparison.ok else 1
+    decision = gate(comparison, args.baseline, fail_on_inconclusive=args.fail_on_inconclusive)
+    sys.stdout.write(decision.summary + "\n")
+    return decision.code
 
 
 if __name__ == "__main__":

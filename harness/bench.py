@@ -1,4 +1,4 @@
-"""`comfy-chaos bench`: scenarios × clients over several seeds, one graded matrix.
+"""The bench (`comfy-chaos bench`, harness/cli/bench.py): scenarios × clients over several seeds, one graded matrix.
 
 Autobahn-style comparison of client implementations: every scenario runs with every client
 and every seed; the matrix (scenarios down, clients across) is printed and written into the
@@ -9,10 +9,8 @@ time scale 1.0 (the runner decides); the totals and the report say so.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 from comfy_chaos.harness.report.matrix import build_matrix
 from comfy_chaos.harness.report.terminal import format_table
 from comfy_chaos.harness.results import ResultsFile, ScenarioResult
+from comfy_chaos.harness.scenario import Scenario
 
 DEFAULT_CLIENTS = ("reference", "seed", "naive")
 SEED_STRIDE = 1000  # --seeds N: the scenario's own seed, then seed + 1000, seed + 2000, …
@@ -173,93 +172,25 @@ def seeds_for(base: int, *, count: int | None, explicit: list[int] | None) -> li
     return [base + i * SEED_STRIDE for i in range(count or 1)]
 
 
-# --- CLI -----------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    from comfy_chaos.harness.run_cli import DEFAULT_REPORT_DIR, _Parser
-
-    parser = _Parser(prog="comfy-chaos bench", description="Run scenarios × clients × seeds and print the matrix.")
-    parser.add_argument("paths", nargs="*", help="scenario files or directories (default: the scenarios/ suite)")
-    parser.add_argument("--client", action="append", dest="clients", metavar="CLIENT",
-                        help=f"client adapter (repeatable; default {', '.join(DEFAULT_CLIENTS)})")
-    seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int, default=None,
-                       help=f"seeds per scenario: its own, then +{SEED_STRIDE}, +{2 * SEED_STRIDE}, … (default 1)")
-    seeds.add_argument("--seed", type=int, action="append", dest="seed_list", metavar="N",
-                       help="run every scenario with this seed (repeatable)")
-    parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="runs at a time (default 2)")
-    parser.add_argument("--run-slow", action="store_true", help="include scenarios tagged slow")
-    parser.add_argument("--report-dir", default=DEFAULT_REPORT_DIR, help=f"report directory (default {DEFAULT_REPORT_DIR})")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    """Exit 0 when every run passed, 1 when any failed, 2 inconclusive only, 3 usage."""
-    from comfy_chaos.harness.cli import EXIT_INCONCLUSIVE, EXIT_USAGE
-    from comfy_chaos.harness.run_cli import UsageError, _check_clients, _configure_logging, _default_paths, _execute, _exit_code
-    from comfy_chaos.harness.suite import load_all
-
-    try:
-        args = _parser().parse_args(argv)
-        if args.seeds is not None and args.seeds < 1:
-            raise UsageError(f"comfy-chaos bench: --seeds: expected at least 1, got {args.seeds}")
-        if args.jobs < 1:
-            raise UsageError(f"comfy-chaos bench: -j: expected at least 1, got {args.jobs}")
-        paths = [Path(p) for p in args.paths] or _default_paths()
-        missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise UsageError(f"comfy-chaos bench: no such file or directory: {', '.join(missing)}")
-        loaded = load_all(paths)
-        broken = [e for e in loaded if e.error is not None]
-        if broken:
-            raise UsageError("\n".join(str(e.error) for e in broken))
-        named = {p.resolve() for p in paths if p.is_file()}
-        chosen = [e for e in loaded if args.run_slow or not e.slow or e.path.resolve() in named]
-        if not chosen:
-            raise UsageError(f"comfy-chaos bench: no scenario files in {', '.join(map(str, paths))}")
-        clients = list(dict.fromkeys(args.clients or DEFAULT_CLIENTS))
-        _check_clients(clients)
-    except UsageError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
-    _configure_logging(args.verbose)
-
-    jobs = [
-        (entry.scenario.model_copy(update={"seed": seed}), client)
-        for entry in chosen
-        for seed in seeds_for(entry.scenario.seed, count=args.seeds, explicit=args.seed_list)
+def bench_jobs(scenarios: Iterable[Scenario], clients: Sequence[str], *, count: int | None = None,
+               explicit: list[int] | None = None) -> list[tuple[Scenario, str]]:
+    """Every scenario × seed × client, the seed set on the scenario (so each run replays as is)."""
+    return [
+        (scenario.model_copy(update={"seed": seed}), client)
+        for scenario in scenarios
+        for seed in seeds_for(scenario.seed, count=count, explicit=explicit)
         for client in clients
     ]
-    print(f"comfy-chaos bench: {len(chosen)} scenarios × {len(clients)} clients × "
-          f"{len(jobs) // (len(chosen) * len(clients))} seeds = {len(jobs)} runs, -j {args.jobs}", flush=True)
-    results = _execute(jobs, seed=None, time_scale=args.time_scale, parallel=args.jobs)
-    if results is None:
-        return EXIT_INCONCLUSIVE
-    scales = {e.scenario.name: args.time_scale or e.scenario.time_scale for e in chosen}
-    totals = client_totals(results, scales)
-    write_bench_report(results, totals, args.report_dir, clients=clients)
-    from comfy_chaos.harness.report import render_matrix
-
-    print()
-    print(render_matrix(results), end="")
-    print()
-    print(render_totals(totals), end="")
-    print(f"comfy-chaos bench: report written to {Path(args.report_dir) / 'index.html'} and "
-          f"{Path(args.report_dir) / 'results.json'}")
-    return _exit_code(results)
 
 
 def write_bench_report(results: list[ScenarioResult], totals: list[ClientTotals], out_dir: str | Path,
-                       *, clients: list[str]) -> Path:
+                       *, clients: list[str], run: dict[str, Any] | None = None) -> Path:
     """results.json (with the totals under `run.bench`) and index.html (matrix + totals)."""
     from comfy_chaos.harness.report import write_html_report
     from comfy_chaos.harness.results import save_results
     from comfy_chaos.harness.suite import run_info
 
-    run = run_info(runner="comfy-chaos bench", clients=", ".join(clients))
+    run = dict(run) if run is not None else run_info(runner="comfy-chaos bench", clients=", ".join(clients))
     run["bench"] = {"client_totals": [t.to_dict() for t in totals], "notes": unscaled_notes(totals)}
     results_file = ResultsFile(run=run, results=results)
     path = save_results(Path(out_dir) / "results.json", results_file)

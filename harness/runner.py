@@ -193,7 +193,8 @@ class _Run:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def execute(self) -> RunRecord:
-        self.log.info("runner.start", time_scale=self.time_scale, tasks=len(self.plan), faults=len(self.specs))
+        self.log.info("runner.start", time_scale=self.time_scale, tasks=len(self.plan), faults=len(self.specs),
+                      toxiproxy=self.record.backend)
         failure: BaseException | None = None
         try:
             base_url = await self._start()

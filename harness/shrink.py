@@ -1,5 +1,6 @@
 """Shrink a failing fault schedule to a minimal one that still fails on every replay, and
-write it out as a regression scenario (`comfy-chaos shrink FILE --client X --seed N`).
+write it out as a regression scenario (library code; the command is harness/cli/shrink.py,
+`comfy-chaos shrink FILE --client X --seed N`).
 
 The search is delta debugging (ddmin) over the list of faults — a random-chaos scenario's
 `chaos:` is expanded from the seed first, so the list is concrete: remove chunks (halves,
@@ -10,10 +11,7 @@ The search logic is sans-IO (`minimize`, fed a predicate); `shrink` drives it wi
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
 import re
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,61 +202,3 @@ async def shrink(
     log.info("shrink.done", scenario=scenario.name, client=client, seed=seed,
              original=len(original), shrunk=len(result.shrunk), runs=result.runs)
     return result
-
-
-# --- CLI -----------------------------------------------------------------------------------
-
-
-def main(argv: list[str]) -> int:
-    """`comfy-chaos shrink FILE --client X --seed N [--out DIR] [--replays 3]`: exit 0 with a
-    regression written, 2 when the failure does not reproduce on every replay, 3 on bad input."""
-    from comfy_chaos.harness.cli import EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_USAGE
-    from comfy_chaos.harness.run_cli import UsageError, _check_clients, _configure_logging, _Parser
-    from comfy_chaos.harness.scenario import ScenarioError, load_scenario
-
-    parser = _Parser(prog="comfy-chaos shrink", description="Shrink a failing fault schedule into a regression scenario.")
-    parser.add_argument("file", help="the scenario file (a chaos: scenario or any with faults:)")
-    parser.add_argument("--client", required=True, help="the client adapter that fails")
-    parser.add_argument("--seed", type=int, required=True, help="the seed it fails with")
-    parser.add_argument("--out", default="scenarios/regressions", help="where to write the regression (default scenarios/regressions)")
-    parser.add_argument("--replays", type=int, default=DEFAULT_REPLAYS, help="runs per candidate; kept only if all fail (default 3)")
-    parser.add_argument("--time-scale", type=float, default=None, help="override the scenario's time_scale")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    try:
-        args = parser.parse_args(argv)
-        if args.replays < 1:
-            raise UsageError(f"comfy-chaos shrink: --replays: expected at least 1, got {args.replays}")
-        try:
-            scenario = load_scenario(args.file)
-        except ScenarioError as exc:
-            raise UsageError(str(exc)) from None
-        _check_clients([args.client])
-    except UsageError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
-    _configure_logging(args.verbose)
-
-    async def go() -> ShrinkResult:
-        from comfy_chaos.harness.runner import Harness
-
-        async with Harness() as harness:
-            return await shrink(scenario, args.client, seed=args.seed, harness=harness, replays=args.replays,
-                                time_scale=args.time_scale, progress=lambda line: print(line, flush=True))
-
-    try:
-        result = asyncio.run(go())
-    except KeyboardInterrupt:
-        print("comfy-chaos shrink: interrupted; everything started was stopped", file=sys.stderr)
-        return EXIT_INCONCLUSIVE
-    if not result.reproducible:
-        print(f"comfy-chaos shrink: {scenario.name} [{args.client}] seed {args.seed} does not fail on every "
-              f"replay ({args.replays}); no regression written")
-        return EXIT_INCONCLUSIVE
-    path = write_regression(regression_scenario(scenario, result.shrunk, client=args.client, seed=args.seed), args.out)
-    print(f"comfy-chaos shrink: {len(result.original)} → {len(result.shrunk)} faults "
-          f"({result.candidates} candidates, {result.runs} runs)")
-    for spec in result.shrunk:
-        print(f"  {describe_spec(spec)}")
-    print(f"comfy-chaos shrink: regression written to {path}")
-    print(f"  check: comfy-chaos run {path} --client {args.client}")
-    return EXIT_PASS

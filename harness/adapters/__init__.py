@@ -4,8 +4,9 @@
 
 * a name registered in the entry-point group `comfy_chaos.clients` (`reference`,
   `seed`, `naive` are built in) — the value is a class, instantiated without arguments;
-* a name from `adapters/registry.toml` at the repository root — a subprocess client
-  (command, `scalable`, `requires` checked before start);
+* a name from `adapters/registry.toml` (shipped with the package) — a subprocess client
+  (command, `scalable`, `requires` checked before start; it runs from the package or from
+  the copy `comfy-chaos install NAME` set up, see `adapters/setup.py`);
 * `cmd:<command line>` — a child process speaking JSON lines (docs/adapters.md);
 * `py:<module>:<Class>` — an in-process adapter class that is not registered;
 * `frontend`, `frontend@<version>`, `web:<path-or-url>` — a web client in headless Chromium
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task
+from comfy_chaos.harness.resources import adapters_root
 
 __all__ = ["AdapterSession", "ClientAdapter", "Task", "AdapterError", "load_adapter", "registered"]
 
@@ -38,7 +40,7 @@ _BUILTIN = {
 }
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = adapters_root()  # the checkout, or comfy_chaos/ in an installed wheel
 REGISTRY = REPO_ROOT / "adapters" / "registry.toml"
 
 
@@ -70,6 +72,21 @@ def _missing(requirement: str, root: Path) -> str | None:
     return None
 
 
+def _runnable_root(name: str, entry: dict[str, Any], root: Path) -> Path:
+    """The first root (the package, then the copy `comfy-chaos install` set up) where every
+    `requires` of the entry is met; else AdapterError naming what is missing at `root`."""
+    from comfy_chaos.harness.adapters.setup import candidate_roots
+
+    requires = entry.get("requires", [])
+    for candidate in [root] if root != REPO_ROOT else candidate_roots():
+        if not any(_missing(r, candidate) for r in requires):
+            return candidate
+    problems = [p for p in (_missing(r, root) for r in requires) if p]
+    install = entry.get("install")
+    hint = f"; install with: {install}" if install else ""
+    raise AdapterError(f"--client {name}: {'; '.join(problems)}{hint}")
+
+
 def _from_registry(name: str, entry: dict[str, Any], root: Path) -> Any:
     from comfy_chaos.harness.adapters.subprocess import SubprocessAdapter
 
@@ -77,11 +94,7 @@ def _from_registry(name: str, entry: dict[str, Any], root: Path) -> Any:
     cmd = entry.get("cmd")
     if not isinstance(cmd, list) or not cmd or not all(isinstance(part, str) for part in cmd):
         raise AdapterError(f"{where}: cmd: expected a non-empty list of strings, got {cmd!r}")
-    problems = [p for p in (_missing(r, root) for r in entry.get("requires", [])) if p]
-    if problems:
-        install = entry.get("install")
-        hint = f"; install with: {install}" if install else ""
-        raise AdapterError(f"--client {name}: {'; '.join(problems)}{hint}")
+    root = _runnable_root(name, entry, root)
     argv = [sys.executable if part == "{python}" else part for part in cmd]
     argv = [str(root / part) if not Path(part).is_absolute() and (root / part).exists() else part for part in argv]
     return SubprocessAdapter(argv, name=name, scalable=bool(entry.get("scalable", True)))

@@ -108,11 +108,11 @@ def test_write_baseline_then_check_it(work: Path) -> None:
     assert run.returncode == 0 and "no regression against base.json" in run.stdout
 
 
-def test_default_suite_is_scenarios_minus_slow_with_the_reference_client(tmp_path: Path) -> None:
-    (tmp_path / "scenarios" / "sub").mkdir(parents=True)
-    (tmp_path / "scenarios" / "sub" / "ok.yaml").write_text(OK)
-    (tmp_path / "scenarios" / "slow.yaml").write_text(OK + "tags: [slow]\n")
-    run = cli(tmp_path, "run")
+def test_own_library_minus_slow_with_the_reference_client(tmp_path: Path) -> None:
+    (tmp_path / "mine" / "sub").mkdir(parents=True)
+    (tmp_path / "mine" / "sub" / "ok.yaml").write_text(OK)
+    (tmp_path / "mine" / "slow.yaml").write_text(OK + "tags: [slow]\n")
+    run = cli(tmp_path, "run", "--scenarios", "mine", "--no-builtin")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 slow scenarios skipped" in run.stdout
     results = json.loads((tmp_path / "comfy-chaos-report" / "results.json").read_text())["results"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from comfy_chaos.harness.bench import client_totals, main, nearest_rank, render_totals, seeds_for
+from comfy_chaos.harness.bench import client_totals, nearest_rank, render_totals, seeds_for
+from comfy_chaos.harness.cli.bench import main
 from comfy_chaos.harness.results import ScenarioResult, TaskScore, load_results
 
 
