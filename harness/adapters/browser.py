@@ -207,6 +207,13 @@ class BrowserClient:
             task_id = self._task_of({"id": active})
             if task_id is not None:
                 running.setdefault(task_id, []).append("shown executing (progress)")
+        finished = {self._task_of(entry) for entry in state.get("history") or [] if entry.get("outcome")}
+        queue_remaining = state.get("queueRemaining")
+        if queue_remaining:
+            # "N in the queue" without ids: every task the page has not shown finished is in it
+            for tracked in self._tracked.values():
+                if tracked.prompt_id and not tracked.reported and tracked.task_id not in finished:
+                    running.setdefault(tracked.task_id, []).append(f"counted in the queue badge ({queue_remaining})")
         for entry in state.get("history") or []:
             task_id = self._task_of(entry)
             tracked = self._tracked.get(task_id) if task_id else None
@@ -220,10 +227,7 @@ class BrowserClient:
         shown = tuple(sorted(running))
         if shown != self._last_running:
             self._last_running = shown
-            queue_remaining = state.get("queueRemaining")
             parts = [f"{tid}: {', '.join(running[tid])}" for tid in shown]
-            if queue_remaining:
-                parts.append(f"{queue_remaining} in the queue (badge)")
             ui = getattr(session, "ui", None)
             if ui is not None:
                 ui(list(shown), "; ".join(parts) or "nothing shown running")
