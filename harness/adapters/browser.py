@@ -45,7 +45,13 @@ EVAL_TIMEOUT_S = 10.0
 STUCK_EVIDENCE_S = 5.0  # the page shows a task running this long after the server finished it
 VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOT_QUALITY = 60
-RETURNING_USER = {"Comfy.TutorialCompleted": True}  # no first-run template dialog over the canvas
+# Stored before the page loads: no first-run template dialog, and no "missing nodes" dialog
+# for the frontend's default graph (SD nodes the fake's catalogue does not have).
+RETURNING_USER = {
+    "Comfy.TutorialCompleted": True,
+    "Comfy.Workflow.ShowMissingNodesWarning": False,
+    "Comfy.Workflow.ShowMissingModelsWarning": False,
+}
 
 FRONTEND_READY = (
     "() => !!(window.app && window.app.graph && (window.app.api ?? window.comfyAPI?.api?.api)?.socket"
@@ -114,17 +120,21 @@ class BrowserClient:
             from playwright.async_api import async_playwright
         except ImportError as exc:
             raise BrowserUnavailable("Playwright is not installed: pip install 'comfy-chaos[browser]'") from exc
-        endpoint = await SHARED.get()
-        self._usage_start = SHARED.usage()
-        self._pw = await async_playwright().start()
-        self._browser = await self._pw.chromium.connect_over_cdp(endpoint, timeout=30_000)
-        self._context = await self._browser.new_context(viewport=VIEWPORT)
-        self.page = await self._context.new_page()
-        self.page.on("console", self._on_console)
-        self.page.on("pageerror", lambda error: self._note(f"page error: {error}"))
-        started = time.monotonic()
-        await self.open_page(session)
-        self.page_load_s = round(time.monotonic() - started, 3)
+        try:
+            endpoint = await SHARED.get()
+            self._usage_start = SHARED.usage()
+            self._pw = await async_playwright().start()
+            self._browser = await self._pw.chromium.connect_over_cdp(endpoint, timeout=30_000)
+            self._context = await self._browser.new_context(viewport=VIEWPORT)
+            self.page = await self._context.new_page()
+            self.page.on("console", self._on_console)
+            self.page.on("pageerror", lambda error: self._note(f"page error: {error}"))
+            started = time.monotonic()
+            await self.open_page(session)
+            self.page_load_s = round(time.monotonic() - started, 3)
+        except BaseException:
+            await asyncio.shield(self._close(session))  # run() will not be called: nothing may outlive this
+            raise
         session.stats({"page_load_s": self.page_load_s})
         log.info("browser.ready", client=self.name, version=self.version, page_load_s=self.page_load_s)
 
@@ -307,12 +317,9 @@ class FrontendAdapter(BrowserClient):
 
     async def _open_queue_panel(self) -> None:
         """Show the queue panel, so screenshots show what the user sees of the jobs."""
-        for selector in (".queue-tab-button", "[data-testid='queue-tab-button']", "button[aria-label*='Queue' i]"):
-            with contextlib.suppress(Exception):
-                button = self.page.locator(selector).first
-                if await button.count():
-                    await button.click(timeout=2000)
-                    return
+        with contextlib.suppress(Exception):
+            if not await self.page.evaluate("() => window.__comfyChaos.openQueuePanel()"):
+                self._note("could not open the queue panel (screenshots show the canvas only)")
 
     async def submit(self, task: Task) -> dict[str, Any]:
         result: dict[str, Any] = await self.page.evaluate(

@@ -118,5 +118,16 @@
     return job.outputs ?? null;
   }
 
-  window.__comfyChaos = { submit, observe, jobOutputs };
+  // Show the queue panel (1.2x: "queue", 1.3x+: "job-history"), so screenshots show the jobs.
+  function openQueuePanel() {
+    const sidebar = store("sidebarTab");
+    if (!sidebar?.toggleSidebarTab) return false;
+    const ids = (sidebar.sidebarTabs ?? []).map((tab) => tab.id);
+    const id = ["queue", "job-history"].find((candidate) => ids.includes(candidate));
+    if (!id || sidebar.activeSidebarTabId === id) return Boolean(id);
+    sidebar.toggleSidebarTab(id);
+    return true;
+  }
+
+  window.__comfyChaos = { submit, observe, jobOutputs, openQueuePanel };
 })();
