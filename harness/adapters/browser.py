@@ -217,6 +217,9 @@ class BrowserClient:
             task_id = self._task_of({"id": active})
             if task_id is not None:
                 running.setdefault(task_id, []).append("shown executing (progress)")
+        for task_id, status in (state.get("tabs") or {}).items():
+            if status == "running" and task_id in self._tracked:
+                running.setdefault(task_id, []).append("its workflow tab shows it running")
         finished = {self._task_of(entry) for entry in state.get("history") or [] if entry.get("outcome")}
         queue_remaining = state.get("queueRemaining")
         if queue_remaining:

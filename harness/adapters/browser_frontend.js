@@ -97,7 +97,18 @@
       outputs: task.job ? null : task.outputs ?? null,
       detail: task.job?.execution_error?.exception_message ?? null,
     }));
+    // 1.5x: each queued workflow's tab has its own status (a spinner while "running").
+    const tabs = {};
+    if (typeof execution?.getWorkflowStatus === "function") {
+      for (const workflow of store("workflow")?.openWorkflows ?? []) {
+        const name = String(workflow.path ?? workflow.key ?? workflow.filename ?? "");
+        const match = /chaos-([^/]+?)(\.json)?$/.exec(name);
+        const status = match ? execution.getWorkflowStatus(workflow) : undefined;
+        if (status) tabs[match[1]] = status;
+      }
+    }
     return {
+      tabs,
       running: (queue?.runningTasks ?? []).map(item),
       pending: (queue?.pendingTasks ?? []).map(item),
       history,
