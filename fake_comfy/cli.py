@@ -10,6 +10,9 @@ import time
 
 from comfy_chaos.fake_comfy.config import FakeConfig
 
+#: A long-running server keeps only this many prompts, connection events and requests in its ledger.
+SERVE_LEDGER_LIMIT = 10_000
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comfy-chaos serve", description="Run the fake ComfyUI server.")
@@ -51,7 +54,7 @@ async def _serve(config: FakeConfig, host: str, port: int, faults_file: str | No
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = FakeConfig(time_scale=args.time_scale, seed=args.seed)
+        config = FakeConfig(time_scale=args.time_scale, seed=args.seed, ledger_limit=SERVE_LEDGER_LIMIT)
     except ValueError as exc:
         print(f"comfy-chaos serve: {exc}", file=sys.stderr)
         return 3

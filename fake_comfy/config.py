@@ -13,12 +13,18 @@ class FakeConfig:
     max_upload_size_mb: int = 100  # ComfyUI --max-upload-size; request body cap and feature flag
     history_size: int = 10000  # ComfyUI MAXIMUM_HISTORY_SIZE
     origin_check: bool = True  # ComfyUI's loopback Origin/Host check (off with --enable-cors-header)
+    ledger_limit: int | None = None  # keep only the last N prompts/connections/requests (serve); None = all
+    upload_quota_mb: int = 256  # total bytes /upload/image may store (the scratch tree is often RAM)
 
     def __post_init__(self) -> None:
         if not self.time_scale >= 0:
             raise ValueError(f"FakeConfig.time_scale must be >= 0, got {self.time_scale!r}")
         if self.max_upload_size_mb <= 0:
             raise ValueError(f"FakeConfig.max_upload_size_mb must be > 0, got {self.max_upload_size_mb!r}")
+        if self.ledger_limit is not None and self.ledger_limit <= 0:
+            raise ValueError(f"FakeConfig.ledger_limit must be > 0 or None, got {self.ledger_limit!r}")
+        if self.upload_quota_mb <= 0:
+            raise ValueError(f"FakeConfig.upload_quota_mb must be > 0, got {self.upload_quota_mb!r}")
         if self.history_size <= 0:
             raise ValueError(f"FakeConfig.history_size must be > 0, got {self.history_size!r}")
 

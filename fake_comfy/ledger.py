@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import copy
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -96,20 +97,31 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class Ledger:
-    """Append-only record of prompts, messages, connections, HTTP requests and faults."""
+#: Longest request path (with query) kept in an HttpRecord; the rest is cut off.
+PATH_LIMIT = 512
 
-    def __init__(self) -> None:
+
+class Ledger:
+    """Append-only record of prompts, messages, connections, HTTP requests and faults.
+
+    With `limit` (a long-running `comfy-chaos serve`), only the last `limit` prompts,
+    connection events and HTTP requests are kept, so memory stays bounded; a harness run
+    keeps everything (it is bounded by its deadline, and the scorer needs it all)."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
         self.prompts: dict[str, PromptRecord] = {}
         self.faults: list[FaultRecord] = []
-        self.connections: list[ConnRecord] = []
-        self.http: list[HttpRecord] = []
+        self.connections: list[ConnRecord] | deque[ConnRecord] = [] if limit is None else deque(maxlen=limit)
+        self.http: list[HttpRecord] | deque[HttpRecord] = [] if limit is None else deque(maxlen=limit)
 
     def accept(self, prompt_id: str, task_id: str | None, client_id: str | None, number: float | int, t: float) -> PromptRecord:
         record = self.prompts.get(prompt_id)
         if record is None:
             record = PromptRecord(prompt_id, task_id, client_id, number, t)
             self.prompts[prompt_id] = record
+            if self.limit is not None and len(self.prompts) > self.limit:
+                del self.prompts[next(iter(self.prompts))]
         else:  # a reused prompt_id: one record, a second execution
             record.task_id, record.client_id, record.number = task_id, client_id, number
             record.accepted_at = t
@@ -130,7 +142,10 @@ class Ledger:
 
     def mark_message(self, prompt_id: str, index: int, *, delivered: bool | None = None, fault: str | None = None) -> None:
         """Used by the fault layer to say what happened to message `index` of a prompt."""
-        message = self.prompts[prompt_id].messages[index]
+        record = self.prompts.get(prompt_id)
+        if record is None or index >= len(record.messages):
+            return  # forgotten (a bounded ledger) or re-accepted meanwhile
+        message = record.messages[index]
         if delivered is not None:
             message.delivered = delivered
         if fault is not None:
@@ -149,7 +164,7 @@ class Ledger:
         self.connections.append(ConnRecord(t, sid, event, conn_id))
 
     def record_http(self, t: float, method: str, path: str, status: int, fault: str | None = None) -> None:
-        self.http.append(HttpRecord(t, method, path, status, fault))
+        self.http.append(HttpRecord(t, method, path[:PATH_LIMIT], status, fault))
 
     def to_dict(self) -> dict[str, Any]:
         faults = []

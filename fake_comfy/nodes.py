@@ -186,12 +186,25 @@ def _image_files(ctx: SaveContext, folder: str, prefix: str, image: Image) -> li
     ]
 
 
-def _save_failure(ctx: SaveContext, prefix: str) -> NodeFailure | None:
-    """ComfyUI refuses a filename_prefix that escapes the output folder, at run time."""
-    full = posixpath.normpath(posixpath.join(ctx.output_dir, posixpath.dirname(prefix)))
+def _save_path(ctx: SaveContext, prefix: str, function: str) -> tuple[str, str] | NodeFailure:
+    """ComfyUI's `folder_paths.get_save_image_path`: (subfolder, name) of a filename_prefix,
+    or the run-time failure for a prefix that escapes the output folder (`../x`, `/abs/x`).
+
+    Every node that writes to the output folder goes through here, as in ComfyUI (SaveImage,
+    SaveLatent): the prefix is normalised first, so `a/../../x` is refused and `a/../x` is `x`."""
+    normalized = posixpath.normpath(prefix)
+    subfolder, name = posixpath.dirname(normalized), posixpath.basename(normalized)
+    full = posixpath.abspath(posixpath.join(ctx.output_dir, subfolder))
     common = posixpath.commonpath([ctx.output_dir, full])
+    if "\0" in prefix:  # ComfyUI's os.listdir raises here
+        return NodeFailure(
+            "ValueError",
+            "listdir: embedded null byte\n",
+            (f'  File "fake_comfy/nodes.py", line 1, in {function}\n',
+             '  File "fake_comfy/folder_paths.py", line 1, in get_save_image_path\n'),
+        )
     if common == ctx.output_dir:
-        return None
+        return subfolder, name
     message = (
         "**** ERROR: Saving image outside the output folder is not allowed."
         f"\n full_output_folder: {full}\n         output_dir: {ctx.output_dir}"
@@ -201,7 +214,7 @@ def _save_failure(ctx: SaveContext, prefix: str) -> NodeFailure | None:
         "Exception",
         message,
         (
-            '  File "fake_comfy/nodes.py", line 1, in save_images\n'
+            f'  File "fake_comfy/nodes.py", line 1, in {function}\n'
             "    full_output_folder, filename, counter, subfolder, filename_prefix = "
             "folder_paths.get_save_image_path(filename_prefix, self.output_dir)\n",
             '  File "fake_comfy/folder_paths.py", line 1, in get_save_image_path\n'
@@ -234,11 +247,10 @@ def _preview_image(inputs: dict[str, Any], ctx: SaveContext, hidden: dict[str, A
 
 def _save_image(inputs: dict[str, Any], ctx: SaveContext, hidden: dict[str, Any]) -> NodePlan:
     image: Image = inputs["images"]
-    prefix = inputs["filename_prefix"]
-    failure = _save_failure(ctx, prefix)
-    if failure is not None:
-        return NodePlan((), duration=0.005, failure=failure)
-    files = _image_files(ctx, "output", prefix, image)
+    where = _save_path(ctx, inputs["filename_prefix"], "save_images")
+    if isinstance(where, NodeFailure):
+        return NodePlan((), duration=0.005, failure=where)
+    files = _image_files(ctx, "output", posixpath.join(*where), image)
     return NodePlan((), duration=0.02, ui={"images": [f.ui_entry() for f in files]}, files=files)
 
 
@@ -268,7 +280,10 @@ def _latent_upscale(inputs: dict[str, Any], ctx: SaveContext, hidden: dict[str, 
 
 def _save_latent(inputs: dict[str, Any], ctx: SaveContext, hidden: dict[str, Any]) -> NodePlan:
     latent: Latent = inputs["samples"]
-    subfolder, name = posixpath.split(inputs["filename_prefix"])
+    where = _save_path(ctx, inputs["filename_prefix"], "save")
+    if isinstance(where, NodeFailure):
+        return NodePlan((), duration=0.005, failure=where)
+    subfolder, name = where
     counter = ctx.next_counter("output", subfolder, name, 1)
     data = f"fake latent {latent.batch}x4x{latent.height // 8}x{latent.width // 8}\n".encode()
     file = OutputFile("output", subfolder, f"{name}_{counter:05}_.latent", data)

@@ -7,16 +7,21 @@ the executor on scaled asyncio timers.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import json
 import os
 import shutil
 import tempfile
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import structlog
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from comfy_chaos.fake_comfy.config import FakeConfig
+from comfy_chaos.fake_comfy.connlimit import HEADER_TIMEOUT_S, GuardedSite, default_limit
 from comfy_chaos.fake_comfy.core import ComfyCore
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
 from comfy_chaos.fake_comfy.frontend import FrontendRoutes
@@ -41,10 +46,27 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 HTTP_FAULT_KEY = "chaos_fault"
 
 
-class Conn:
-    """One accepted WebSocket (implements `fake_comfy.wire.WsConn`)."""
+#: Bytes a WebSocket client may leave unread before the server drops it (see `Conn`).
+WS_SEND_BUFFER_LIMIT = 8 * 1024 * 1024
 
-    def __init__(self, conn_id: int, sid: str, reconnect_index: int, ws: web.WebSocketResponse) -> None:
+
+class SlowReader(ConnectionError):
+    """The client left more than its send buffer unread; its socket was aborted."""
+
+
+class Conn:
+    """One accepted WebSocket (implements `fake_comfy.wire.WsConn`).
+
+    A client that does not read costs only itself: a send never waits for the socket to
+    drain (its transport buffers up to `buffer_limit` bytes), and a send that would go
+    beyond that aborts the connection instead (`SlowReader`), so the publisher that
+    serves every other client is never blocked and the server's memory stays bounded.
+    """
+
+    def __init__(
+        self, conn_id: int, sid: str, reconnect_index: int, ws: web.WebSocketResponse,
+        buffer_limit: int = WS_SEND_BUFFER_LIMIT,
+    ) -> None:
         self.conn_id = conn_id
         self.sid = sid
         self.reconnect_index = reconnect_index
@@ -52,20 +74,45 @@ class Conn:
         self.frames_sent = 0
         self.frames_received = 0
         self.first_message = True
+        self.buffer_limit = buffer_limit
+        self.dropped_slow = False
+
+    def _transport(self) -> asyncio.Transport | None:
+        request = self.ws._req  # noqa: SLF001 - aiohttp exposes no transport after prepare()
+        return request.transport if request is not None else None  # type: ignore[return-value]
+
+    def raise_buffer_limit(self) -> None:
+        """After prepare(): let the transport buffer up to `buffer_limit` without pausing
+        the writer (aiohttp would otherwise make every send wait for this client to read)."""
+        transport = self._transport()
+        if transport is not None:
+            transport.set_write_buffer_limits(high=self.buffer_limit)
+
+    def _room_for(self, size: int) -> None:
+        transport = self._transport()
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() + size > self.buffer_limit:
+            self.dropped_slow = True
+            transport.abort()
+            raise SlowReader(f"client left more than {self.buffer_limit} bytes unread; connection dropped")
 
     def set_silent(self, silent: bool) -> None:
         """The `silent` fault: stop answering client PINGs (the fault layer drops the frames)."""
         self.ws._autoping = not silent  # noqa: SLF001 - aiohttp has no public switch after prepare()
 
     async def send_text(self, text: str) -> None:
+        self._room_for(len(text))
         await self.ws.send_str(text)
         self.frames_sent += 1
 
     async def send_bytes(self, data: bytes) -> None:
+        self._room_for(len(data))
         await self.ws.send_bytes(data)
         self.frames_sent += 1
 
     async def send_raw_text_frame(self, payload: bytes) -> None:
+        self._room_for(len(payload))
         await self.ws.send_frame(payload, WSMsgType.TEXT)
         self.frames_sent += 1
 
@@ -73,17 +120,43 @@ class Conn:
         await self.ws.close(code=code)
 
     def abort(self) -> None:
-        transport = self.ws._req.transport if self.ws._req is not None else None  # noqa: SLF001
+        transport = self._transport()
         if transport is not None:
             transport.abort()
 
 
+#: Environment variable naming the folder for scratch trees (default: /dev/shm, else the temp dir).
+SCRATCH_ENV = "COMFY_CHAOS_SCRATCH_DIR"
+#: Scratch trees of servers in this process not yet removed (swept by `remove_scratch_roots`).
+_SCRATCH_ROOTS: set[str] = set()
+
+
 def _scratch_dir() -> str | None:
-    """Where output/input/temp files live: RAM (/dev/shm) when there is one. Every task
-    writes its images synchronously on the event loop; on a disk-backed /tmp one file
-    costs ~1.5 ms, on tmpfs ~0.1 ms (benchmarks/scale_bench.py). None = the default temp dir."""
+    """Where output/input/temp files live: $COMFY_CHAOS_SCRATCH_DIR, else RAM (/dev/shm) when
+    there is one. Every task writes its images synchronously on the event loop; on a
+    disk-backed /tmp one file costs ~1.5 ms, on tmpfs ~0.1 ms (benchmarks/scale_bench.py).
+    None = the default temp dir."""
+    chosen = os.environ.get(SCRATCH_ENV)
+    if chosen:
+        return chosen
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def remove_scratch_roots() -> tuple[list[str], list[str]]:
+    """Remove the scratch tree of every server of this process that was not stopped (a
+    fatal error, a teardown cut short); returns (removed, could not remove). Also run at
+    interpreter exit."""
+    removed, kept = [], []
+    for root in sorted(_SCRATCH_ROOTS):
+        shutil.rmtree(root, ignore_errors=True)
+        (kept if os.path.exists(root) else removed).append(root)
+        if not os.path.exists(root):
+            _SCRATCH_ROOTS.discard(root)
+    return removed, kept
+
+
+atexit.register(remove_scratch_roots)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -99,15 +172,58 @@ def _bad_json(where: str, error: Exception) -> web.Response:
     return _json(body, 400)
 
 
+#: clientIds whose reconnect count is remembered (least recently connected forgotten first).
+CLIENT_IDS_KEPT = 10_000
+#: Longest upload file name in bytes (Linux NAME_MAX).
+NAME_MAX = 255
+
+
+def _bad_upload(message: str, status: int = 400) -> web.Response:
+    return _json({"error": {"type": "invalid_upload", "message": message, "details": "", "extra_info": {}}}, status)
+
+
+#: Deepest JSON body accepted (arrays and objects); API workflows nest about 6 deep.
+MAX_JSON_DEPTH = 128
+
+
+def json_depth(value: Any, stop: int) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), counted up to `stop` + 1."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop:
+                return deepest
+            todo.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _too_deep(request: web.Request) -> web.HTTPBadRequest:
+    body = {
+        "error": {
+            "type": "invalid_json",
+            "message": f"Request body of {request.method} {request.path} is nested too deeply",
+            "details": f"more than {MAX_JSON_DEPTH} levels of arrays and objects",
+            "extra_info": {},
+        },
+        "node_errors": {},
+    }
+    return web.HTTPBadRequest(text=json.dumps(body), content_type="application/json")
+
+
 class FakeComfy:
     """A fake ComfyUI server (docs/architecture.md Contract 2)."""
 
     def __init__(self, config: FakeConfig | None = None, faults: FaultEngine | None = None) -> None:
         self.config = config or FakeConfig()
         self.faults = faults
-        self.ledger = Ledger()
+        self.ledger = Ledger(self.config.ledger_limit)
         self.events = EventBus()
         self.root = tempfile.mkdtemp(prefix="fake_comfy_", dir=_scratch_dir())
+        _SCRATCH_ROOTS.add(self.root)
         for folder in FOLDERS:
             os.makedirs(os.path.join(self.root, folder), exist_ok=True)
         self.core = ComfyCore(
@@ -122,12 +238,15 @@ class FakeComfy:
         )
         self.conns: dict[int, Conn] = {}
         self._next_conn_id = 0
-        self._connects_per_sid: dict[str, int] = {}
+        self._connects_per_sid: OrderedDict[str, int] = OrderedDict()  # bounded: CLIENT_IDS_KEPT
+        self._upload_sizes: dict[str, int] = {}  # path → bytes, for the upload quota
         self._outbox: asyncio.Queue[OutFrame] | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
+        self.max_connections = default_limit()  # fake_comfy/connlimit.py; set before start()
+        self.header_timeout = HEADER_TIMEOUT_S
         self.host = "127.0.0.1"
         self.port = 0
         self.manual_time = False
@@ -135,6 +254,7 @@ class FakeComfy:
         self._release: asyncio.Event | None = None
         self._sending = False
         self.activity: asyncio.Event | None = None
+        self.ws_send_buffer_limit = WS_SEND_BUFFER_LIMIT
         self.app = self._make_app()
         if faults is not None:
             faults.bind(self)
@@ -150,7 +270,9 @@ class FakeComfy:
         try:
             self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
             await self._runner.setup()
-            self._site = web.TCPSite(self._runner, host, port)
+            self._site = GuardedSite(
+                self._runner, host, port, limit=self.max_connections, header_timeout=self.header_timeout
+            )
             await self._site.start()
             server = self._site._server  # noqa: SLF001 - the bound port when port=0
             assert server is not None and server.sockets
@@ -188,15 +310,24 @@ class FakeComfy:
         self._tasks = []
 
     async def stop(self) -> None:
-        """Stop serving: abort every socket, cancel the executor, remove the file tree."""
-        if self.faults is not None:
-            await self.faults.stop()
-        await self._stop_tasks()
-        self._abort_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Stop serving: abort every socket, cancel the executor, remove the file tree.
+
+        The file tree is removed and the sockets aborted even when a step fails or the
+        stop itself is cancelled (Ctrl-C, SIGTERM, a caller's timeout)."""
+        try:
+            if self.faults is not None:
+                await self.faults.stop()
+            await self._stop_tasks()
+        finally:
+            self._abort_all()
+            try:
+                if self._runner is not None:
+                    runner, self._runner = self._runner, None
+                    await runner.cleanup()
+            finally:
+                shutil.rmtree(self.root, ignore_errors=True)
+                if not os.path.exists(self.root):
+                    _SCRATCH_ROOTS.discard(self.root)
         log.info("fake_comfy.stopped", url=self.base_url)
 
     async def attach_faults(self, faults: FaultEngine) -> None:
@@ -224,6 +355,8 @@ class FakeComfy:
                     handler.transport.abort()
         self.core.reset(keep_history=keep_history)
         shutil.rmtree(os.path.join(self.root, "temp"), ignore_errors=True)
+        temp = os.path.join(self.root, "temp") + os.sep
+        self._upload_sizes = {path: size for path, size in self._upload_sizes.items() if not path.startswith(temp)}
         os.makedirs(os.path.join(self.root, "temp"), exist_ok=True)
         self._start_tasks()
         log.info("fake_comfy.restarted", keep_history=keep_history)
@@ -311,6 +444,9 @@ class FakeComfy:
             else:
                 assert frame.data is not None
                 await conn.send_bytes(frame.data)
+        except SlowReader as exc:
+            log.warning("fake_comfy.ws.slow_reader_dropped", sid=conn.sid, conn_id=conn.conn_id, error=str(exc))
+            self.ledger.record_connection(now, conn.sid, "dropped_slow_reader", conn.conn_id)
         except (ConnectionError, RuntimeError) as exc:
             log.info("fake_comfy.ws.send_failed", sid=conn.sid, conn_id=conn.conn_id, error=str(exc))
         if index is not None:
@@ -345,9 +481,15 @@ class FakeComfy:
                 await asyncio.sleep(step.delay * scale)
 
     def _write(self, file: OutputFile) -> None:
-        folder = os.path.join(self.root, file.folder, file.subfolder)
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, file.filename), "wb") as fh:
+        """Write one output file; never outside this server's file tree (the nodes refuse
+        such a prefix as ComfyUI does; this is the last line of defence)."""
+        base = os.path.realpath(os.path.join(self.root, file.folder))
+        path = os.path.realpath(os.path.join(base, file.subfolder, file.filename))
+        if os.path.commonpath((base, path)) != base or "\0" in path:
+            log.error("fake_comfy.write.refused", folder=file.folder, subfolder=file.subfolder, filename=file.filename)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
             fh.write(file.data)
 
     def _kick(self) -> None:
@@ -430,7 +572,18 @@ class FakeComfy:
         return await handler(request)
 
     async def _read_json(self, request: web.Request) -> Any:
-        return await request.json()
+        """The JSON body; ValueError if it is not JSON. A body nested deeper than
+        MAX_JSON_DEPTH is refused with a 400 here, for every route: Python's parser fails
+        on it with RecursionError (a 500), and a slightly shallower one that parses
+        would break every later GET /history once stored."""
+        text = await request.text()
+        try:
+            body = json.loads(text)
+        except RecursionError:
+            raise _too_deep(request) from None
+        if json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise _too_deep(request)
+        return body
 
     # ------------------------------------------------------------------ websocket
     async def _ws(self, request: web.Request) -> web.StreamResponse:
@@ -441,13 +594,17 @@ class FakeComfy:
         self._next_conn_id += 1
         conn_id = self._next_conn_id
         reconnect_index = self._connects_per_sid.get(sid, 0)
-        conn = Conn(conn_id, sid, reconnect_index, ws)
+        conn = Conn(conn_id, sid, reconnect_index, ws, self.ws_send_buffer_limit)
         now = time.monotonic()
         if self.faults is not None and not self.faults.on_ws_connect(conn):
             self.ledger.record_connection(now, sid, "refused", conn_id)
             return web.Response(status=503, text="503: Service Unavailable")
         await ws.prepare(request)
+        conn.raise_buffer_limit()
         self._connects_per_sid[sid] = reconnect_index + 1
+        self._connects_per_sid.move_to_end(sid)
+        while len(self._connects_per_sid) > CLIENT_IDS_KEPT:
+            self._connects_per_sid.popitem(last=False)
         previous = self.core.sockets.get(sid)
         if previous is not None:
             self.ledger.record_connection(now, sid, "replaced", previous)
@@ -582,7 +739,7 @@ class FakeComfy:
     async def _upload_image(self, request: web.Request) -> web.Response:
         try:
             post = await request.post()
-        except ValueError as exc:
+        except (ValueError, HttpProcessingError) as exc:  # also a NUL in a part's header
             return _json({"error": {"type": "invalid_form", "message": "expected multipart/form-data", "details": str(exc), "extra_info": {}}}, 400)
         image = post.get("image")
         if not isinstance(image, web.FileField) or not image.filename:
@@ -593,22 +750,32 @@ class FakeComfy:
         subfolder = str(post.get("subfolder", ""))
         base = os.path.join(self.root, kind)
         folder = os.path.join(base, subfolder)
-        if os.path.commonpath((os.path.abspath(folder), base)) != base:
+        if "\0" in subfolder or os.path.commonpath((os.path.abspath(folder), base)) != base:
             return web.Response(status=400)
-        os.makedirs(folder, exist_ok=True)
         filename = os.path.basename(image.filename)
+        if filename in ("", ".", "..") or "\0" in filename or len(filename.encode("utf-8", "surrogatepass")) > NAME_MAX:
+            return _bad_upload(f"invalid file name {filename[:80]!r}")
         stem, ext = os.path.splitext(filename)
         overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")
         data = image.file.read()
-        i = 1
-        while not overwrite and os.path.exists(os.path.join(folder, filename)):
-            with open(os.path.join(folder, filename), "rb") as fh:
-                if fh.read() == data:
-                    break
-            filename = f"{stem} ({i}){ext}"
-            i += 1
-        with open(os.path.join(folder, filename), "wb") as fh:
-            fh.write(data)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            i = 1
+            while not overwrite and os.path.exists(os.path.join(folder, filename)):
+                with open(os.path.join(folder, filename), "rb") as fh:
+                    if fh.read() == data:
+                        break
+                filename = f"{stem} ({i}){ext}"
+                i += 1
+            path = os.path.join(folder, filename)
+            stored = sum(self._upload_sizes.values()) - self._upload_sizes.get(path, 0)
+            if stored + len(data) > self.config.upload_quota_mb * 1024 * 1024:
+                return _bad_upload(f"upload quota of {self.config.upload_quota_mb} MiB exceeded", 413)
+            with open(path, "wb") as fh:
+                fh.write(data)
+        except (OSError, ValueError) as exc:  # a too-long path, a subfolder that is a file, ...
+            return _bad_upload(f"cannot store {filename[:80]!r}: {exc.strerror if isinstance(exc, OSError) else exc}")
+        self._upload_sizes[path] = len(data)
         return _json({"name": filename, "subfolder": subfolder, "type": kind})
 
     # ------------------------------------------------------------------ static info

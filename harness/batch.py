@@ -31,6 +31,7 @@ async def run_batch(
     """Run every (scenario, client) job, `parallel` at a time; results in job order. With
     `log_dir`, each run's events go to `<log_dir>/<scenario>--<client>--seed<N>.jsonl`."""
     from comfy_chaos.harness.runner import Harness
+    from comfy_chaos.harness.shutdown import gather_all
     from comfy_chaos.harness.suite import run_one
 
     limit = asyncio.Semaphore(parallel)
@@ -48,5 +49,5 @@ async def run_batch(
                 if on_result is not None:
                     on_result(result, time.monotonic() - started)
 
-        await asyncio.gather(*(one(i, s, c) for i, (s, c) in enumerate(jobs)))
+        await gather_all(one(i, s, c) for i, (s, c) in enumerate(jobs))  # waits for every teardown
     return [r for r in results if r is not None]

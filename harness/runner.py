@@ -221,7 +221,8 @@ class _Run:
             from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
             self.engine = FaultEngine(
-                FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale
+                FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale,
+                task_clients={p.task_id: str(p.client_index) for p in self.plan},
             )
             self.engine.external = self._external_toxic
             self.engine.external_heal = self._external_heal
@@ -471,6 +472,7 @@ class _Run:
         if self.engine is None:
             return 0.0
         until = max(self.toxic_windows, default=self.t0) - self.t0
+        until = max(until, (self.engine.open_until() or self.t0) - self.t0)  # inf: a client has yet to meet a fault
         for applied in self.engine.applied():
             spec = self.specs[applied.spec_index]
             if applied.t_end is None and spec.duration is not None:
@@ -554,7 +556,7 @@ class _Run:
             if entry["kind"] == "toxic":
                 entry["source"] = "toxiproxy"
                 entry["target"] = {"proxy": self.proxy_name, **(entry.get("target") or {})}
-            if entry.get("t_end") is None and entry["kind"] in ("silent", "refuse", "toxic"):
+            if entry.get("t_end") is None and entry.get("window"):
                 entry["t_end"] = record.healed_at or record.t_end  # lifted by the heal (or teardown)
         record.fault_log = fault_log
         infos = [session.info for session in self.sessions]

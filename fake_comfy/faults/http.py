@@ -1,48 +1,32 @@
-"""HTTP faults: performed in the aiohttp middleware path of `FaultEngine.on_http`."""
+"""The HTTP side of the fault driver: performs an `HttpPlan` on an aiohttp request.
+
+The planner decided which fault takes the request and how (`decisions.HttpPlan`); this
+module only builds and sends the responses, then reports what the client got.
+"""
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any
 
-import structlog
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from comfy_chaos.fake_comfy.faults.engine import FaultEngine, _State
-
-log = structlog.get_logger(__name__)
+from comfy_chaos.fake_comfy.faults.decisions import ErrorReply, HttpPlan
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Called once with what was done (detail) and the body bytes the client got.
+Report = Callable[[dict[str, Any], bytes | None], None]
 
+#: Request key where the fault layer names the HTTP fault it applied (copied into the ledger).
+FAULT_KEY = "chaos_fault"
 COMFY_500_MESSAGE = "Server got itself in trouble"
 NGINX_PAGE = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
     "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
     "</body>\r\n</html>\r\n"
 )
-
-
-def normalize_path(path: str) -> str:
-    """`/api/x` and `/x` are the same route in ComfyUI."""
-    if path == "/api" or path.startswith("/api/"):
-        path = path[4:] or "/"
-    if len(path) > 1 and path.endswith("/"):
-        path = path.rstrip("/")
-    return path
-
-
-def route_matches(kind: str, params: Any, method: str, path: str) -> bool:
-    """Does a request (normalised path) fall under this HTTP fault?"""
-    if kind == "prompt_response_lost":
-        return method == "POST" and path == "/prompt"
-    if params.method is not None and params.method != method:
-        return False
-    if params.route is None:
-        return path != "/ws"
-    route = normalize_path(params.route)
-    return path == route or path.startswith(route.rstrip("/") + "/")
 
 
 def error_response(status: int, body: str) -> web.Response:
@@ -75,75 +59,89 @@ def _abort(request: web.Request) -> None:
         transport.abort()
 
 
-async def apply(engine: FaultEngine, state: _State, request: web.Request, handler: Handler) -> Any:
-    """Perform one HTTP fault on one request and record it."""
-    params = state.spec.parsed_params
-    now = engine.clock()
-    target = {"method": request.method, "path": request.path}
-    kind = state.kind
-    if kind == "http_error":
-        response = error_response(params.status, params.body)
-        engine.record_http(now, state, target, {"status": params.status, "body": params.body},
-                            response.body if isinstance(response.body, bytes) else None)
-        return response
-    if kind == "http_slow":
-        delay = params.delay * engine.time_scale
-        engine.record_http(now, state, target, {"delay": delay}, None)
-        await asyncio.sleep(delay)
-        return await handler(request)
-    if kind == "prompt_response_lost":
-        response = await handler(request)
-        body = response.body if isinstance(response, web.Response) else None
-        engine.record_http(now, state, target, {"status_lost": response.status},
-                            body if isinstance(body, bytes) else None)
-        _abort(request)
-        return response
-    if kind == "http_truncate":
-        response = await handler(request)
-        body = response.body if isinstance(response, web.Response) else None
-        if not isinstance(body, bytes) or not body:
-            engine.record_http(now, state, target, {"truncated": False, "reason": "no body"}, None)
-            return response
-        at = params.at if params.at is not None else len(body) // 2
-        at = min(at, len(body) - 1)
-        stream = web.StreamResponse(status=response.status, reason=response.reason)
-        for name, value in response.headers.items():
-            if name.lower() not in ("content-length", "transfer-encoding"):
-                stream.headers[name] = value
-        stream.content_length = len(body)
-        await stream.prepare(request)
-        await stream.write(body[:at])
-        engine.record_http(now, state, target, {"at": at, "content_length": len(body)}, body[:at])
-        _abort(request)
-        return stream
-    raise AssertionError(f"not an HTTP fault: {kind}")
-
-
-async def hide_lagged(engine: FaultEngine, request: web.Request, handler: Handler, path: str) -> Any:
-    """`history_lag`: prompts completed less than `delay` ago are not in /history yet."""
-    lagging = engine.lagging_prompts(engine.clock())
-    if not lagging:
-        return await handler(request)
-    target = {"method": request.method, "path": request.path}
-    if path.startswith("/history/"):
-        prompt_id = path.removeprefix("/history/")
-        if prompt_id not in lagging:
-            return await handler(request)
-        response = web.json_response({})
-        engine.record_http(engine.clock(), engine.state(lagging[prompt_id]), target,
-                            {"hidden": [prompt_id]}, response.body)
-        return response
-    response = await handler(request)
+def _body(response: web.StreamResponse) -> bytes | None:
     body = response.body if isinstance(response, web.Response) else None
-    if not isinstance(body, bytes):
+    return body if isinstance(body, bytes) else None
+
+
+async def perform(plan: HttpPlan, request: web.Request, handler: Handler, report: Report) -> web.StreamResponse:
+    """Perform one HTTP fault on one request and report it."""
+    if plan.after != "hide":
+        request[FAULT_KEY] = plan.kind
+    if plan.delay:
+        report({}, None)
+        await asyncio.sleep(plan.delay)
+        return await handler(request)
+    if plan.reply is not None:
+        reply = error_response(plan.reply.status, plan.reply.body)
+        report({}, _body(reply))
+        return reply
+    response = await handler(request)
+    if plan.after == "abort":
+        report({"status_lost": response.status}, _body(response))
+        _abort(request)
         return response
-    data = json.loads(body)
-    hidden = [pid for pid in lagging if pid in data]
-    if not hidden:
+    if plan.after == "truncate":
+        return await _truncate(plan, request, response, report)
+    if plan.after == "hide":
+        return _hide(plan, request, response, report)
+    if isinstance(plan.after, ErrorReply):
+        return _error_after(plan.after, response, report)
+    return response
+
+
+def _error_after(reply: ErrorReply, response: web.StreamResponse, report: Report) -> web.StreamResponse:
+    """The handler ran (a POST /prompt: the prompt is queued); the client gets a 5xx instead."""
+    if not 200 <= response.status < 300:
+        report({"queued": False, "status_kept": response.status}, None)
         return response
-    for pid in hidden:
+    prompt_id = None
+    try:
+        answer = json.loads(_body(response) or b"")
+        prompt_id = answer.get("prompt_id") if isinstance(answer, dict) else None
+    except ValueError:
+        pass
+    error = error_response(reply.status, reply.body)
+    report({"queued": True, "status_replaced": response.status, "prompt_id": prompt_id}, _body(error))
+    return error
+
+
+async def _truncate(plan: HttpPlan, request: web.Request, response: web.StreamResponse, report: Report) -> web.StreamResponse:
+    body = _body(response)
+    if not body:
+        report({"truncated": False, "reason": "no body"}, None)
+        return response
+    at = plan.truncate_at if plan.truncate_at is not None else len(body) // 2
+    at = min(at, len(body) - 1)
+    stream = web.StreamResponse(status=response.status, reason=response.reason)
+    for name, value in response.headers.items():
+        if name.lower() not in ("content-length", "transfer-encoding"):
+            stream.headers[name] = value
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    await stream.write(body[:at])
+    report({"at": at, "content_length": len(body)}, body[:at])
+    _abort(request)
+    return stream
+
+
+def _hide(plan: HttpPlan, request: web.Request, response: web.StreamResponse, report: Report) -> web.StreamResponse:
+    """`history_lag`: prompts completed less than `delay` ago are not in /history yet."""
+    if request.path.rstrip("/").split("/")[-1] in plan.hidden:  # /history/<id>
+        request[FAULT_KEY] = plan.kind
+        hidden = web.json_response({})
+        report({"hidden": list(plan.hidden)}, _body(hidden))
+        return hidden
+    body = _body(response)
+    data = json.loads(body) if body else None
+    if not isinstance(data, dict):
+        return response
+    gone = [pid for pid in plan.hidden if pid in data]
+    if not gone:
+        return response
+    request[FAULT_KEY] = plan.kind
+    for pid in gone:
         del data[pid]
     filtered = web.json_response(data)
-    engine.record_http(engine.clock(), engine.state(lagging[hidden[0]]), target,
-                        {"hidden": hidden}, filtered.body)
+    report({"hidden": gone}, _body(filtered))
     return filtered

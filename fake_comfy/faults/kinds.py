@@ -1,56 +1,40 @@
-"""The fault kinds: a registry keyed by name, each with its params model and docs.
+"""The fault kinds: a registry keyed by name, each with its params model, docs and behaviour.
 
-Frame kinds carry a pure transform `(frame, params, rng) -> FrameResult`: the frames
-to send instead of the original one. Message, connection, HTTP, server and network
-kinds need state or I/O and are performed by the engine; they are listed here so that
-validation, docs and the schedule share one source of truth. Nothing here imports
-aiohttp.
+A kind's entry is everything about it: its params (validated by `faults.spec`), its doc
+line, and its `Behaviour` (`faults.behaviours`) that the sans-IO planner calls. Frame
+kinds carry a pure transform `(frame, params, rng) -> FrameResult`: the frames to send
+instead of the original one. A new kind is one entry here plus its tests. Nothing here
+imports aiohttp.
 """
 from __future__ import annotations
 
 import json
 import random
 import struct
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from comfy_chaos.fake_comfy.faults.behaviours import (
+    Behaviour,
+    ConnectionAction,
+    Delay,
+    FrameTransform,
+    HistoryLag,
+    Hold,
+    HttpFault,
+    Inject,
+    RefuseWindow,
+    RestartServer,
+    SilentWindow,
+    Toxic,
+    Transform,
+)
+from comfy_chaos.fake_comfy.faults.decisions import Binary, FrameResult, RawText, Send, Text
 from comfy_chaos.fake_comfy.wire import OutFrame
 
 Category = Literal["frame", "message", "connection", "http", "server", "network"]
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    """A normal text frame."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Binary:
-    """A binary frame."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class RawText:
-    """A text frame whose payload bytes go out as is (may be invalid UTF-8)."""
-
-    payload: bytes
-
-
-Send = Text | Binary | RawText
-
-
-@dataclass(frozen=True, slots=True)
-class FrameResult:
-    """What a frame transform decided: the frames to send and what to log about it."""
-
-    sends: tuple[Send, ...]
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Params(BaseModel):
@@ -214,6 +198,11 @@ class HttpTruncateParams(RouteParams):
     at: int | None = Field(default=None, ge=0, description="body bytes sent; null = half")
 
 
+class ErrorReplyParams(Params):
+    status: int = Field(default=500, ge=500, le=599, description="5xx status")
+    body: Literal["comfy", "html", "empty"] = Field(default="comfy", description="as for http_error")
+
+
 class HistoryLagParams(Params):
     delay: float = Field(
         default=1.0, gt=0, description="seconds (scaled) after completion before /history shows it"
@@ -224,18 +213,20 @@ class RestartParams(Params):
     keep_history: bool = Field(default=False, description="keep history across the restart")
 
 
-Transform = Callable[[OutFrame, Any, random.Random], FrameResult]
-
-
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """One fault kind: its name, category, params model, doc line and (frame kinds) transform."""
+    """One fault kind: its name, category, params model, doc line and behaviour."""
 
     name: str
     category: Category
     params: type[Params]
     doc: str
-    transform: Transform | None = None
+    behaviour: Behaviour
+
+    @property
+    def transform(self) -> Transform | None:
+        """The pure frame transform of a frame kind (None for the others)."""
+        return self.behaviour.transform if isinstance(self.behaviour, FrameTransform) else None
 
 
 def _text(frame: OutFrame) -> str:
@@ -375,24 +366,25 @@ def _drop(frame: OutFrame, params: NoParams, rng: random.Random) -> FrameResult:
 
 
 _ALL = [
-    Kind("bom", "frame", NoParams, "U+FEFF before the JSON text.", _bom),
-    Kind("junk_prefix", "frame", JunkPrefixParams, "Non-JSON characters before the `{`.", _junk_prefix),
+    Kind("bom", "frame", NoParams, "U+FEFF before the JSON text.", FrameTransform(_bom)),
+    Kind("junk_prefix", "frame", JunkPrefixParams, "Non-JSON characters before the `{`.",
+         FrameTransform(_junk_prefix)),
     Kind(
         "python_repr",
         "frame",
         NoParams,
         "The message rendered as a Python dict (single quotes, True/None): "
         "JSON.parse fails at line 1 column 2.",
-        _python_repr,
+        FrameTransform(_python_repr),
     ),
-    Kind("truncate", "frame", TruncateParams, "The text cut after `at` characters.", _truncate),
-    Kind("garble", "frame", GarbleParams, "`length` characters replaced by random ASCII.", _garble),
+    Kind("truncate", "frame", TruncateParams, "The text cut after `at` characters.", FrameTransform(_truncate)),
+    Kind("garble", "frame", GarbleParams, "`length` characters replaced by random ASCII.", FrameTransform(_garble)),
     Kind(
         "invalid_utf8",
         "frame",
         InvalidUtf8Params,
         "A text frame whose payload is not UTF-8 (sent raw, bypassing the encoder).",
-        _invalid_utf8,
+        FrameTransform(_invalid_utf8),
     ),
     Kind(
         "concat",
@@ -400,24 +392,30 @@ _ALL = [
         ConcatParams,
         "Two messages in one text frame: the targeted one is held and sent joined to the next "
         "text frame of the same connection.",
+        Hold("concat"),
     ),
-    Kind("heartbeat", "frame", HeartbeatParams, "An extra text frame such as `ping`.", _heartbeat),
-    Kind("noise", "frame", NoiseParams, "An extra well-formed message of an unknown type.", _noise),
+    Kind("heartbeat", "frame", HeartbeatParams, "An extra text frame such as `ping`.",
+         Inject(_heartbeat, binary_ok=True, maker=heartbeat_frame)),
+    Kind("noise", "frame", NoiseParams, "An extra well-formed message of an unknown type.",
+         Inject(_noise, binary_ok=True, maker=noise_frame)),
     Kind(
         "noise_binary",
         "frame",
         NoiseBinaryParams,
         "An extra binary frame of an unknown event type.",
-        _noise_binary,
+        Inject(_noise_binary, binary_ok=True, maker=noise_binary_frame),
     ),
-    Kind("oversize", "frame", OversizeParams, "The message padded to a very large valid frame.", _oversize),
-    Kind("drop", "message", NoParams, "The frame is not sent.", _drop),
-    Kind("duplicate", "message", DuplicateParams, "The frame is sent `times` times.", _duplicate),
+    Kind("oversize", "frame", OversizeParams, "The message padded to a very large valid frame.",
+         FrameTransform(_oversize)),
+    Kind("drop", "message", NoParams, "The frame is not sent.", FrameTransform(_drop, binary_ok=True)),
+    Kind("duplicate", "message", DuplicateParams, "The frame is sent `times` times.",
+         FrameTransform(_duplicate, binary_ok=True)),
     Kind(
         "reorder",
         "message",
         ReorderParams,
         "The frame is held and sent after the next `after` frames of the same connection.",
+        Hold("reorder"),
     ),
     Kind(
         "delay",
@@ -425,55 +423,72 @@ _ALL = [
         DelayParams,
         "The frame is sent `seconds` late; later frames of the stream wait behind it "
         "(ComfyUI sends from one ordered queue).",
+        Delay(),
     ),
     Kind(
         "strip_prompt_id",
         "message",
         NoParams,
         "`data.prompt_id` removed from the message.",
-        _strip_prompt_id,
+        FrameTransform(_strip_prompt_id),
     ),
-    Kind("close", "connection", CloseParams, "The server closes the WebSocket with `code`."),
-    Kind("abort", "connection", AbortParams, "The server drops the TCP connection, no close frame."),
+    Kind("close", "connection", CloseParams, "The server closes the WebSocket with `code`.",
+         ConnectionAction("close")),
+    Kind("abort", "connection", AbortParams, "The server drops the TCP connection, no close frame.",
+         ConnectionAction("abort")),
     Kind(
         "silent",
         "connection",
         NoParams,
         "Sockets stay open but nothing is sent (frames dropped and recorded) and client "
         "PINGs go unanswered.",
+        SilentWindow(),
     ),
-    Kind("refuse", "connection", NoParams, "New WebSocket upgrades are refused (503)."),
-    Kind("http_error", "http", HttpErrorParams, "A 5xx reply instead of the handler's."),
-    Kind("http_slow", "http", HttpSlowParams, "The reply is `delay` seconds late."),
+    Kind("refuse", "connection", NoParams, "New WebSocket upgrades are refused (503).", RefuseWindow()),
+    Kind("http_error", "http", HttpErrorParams, "A 5xx reply instead of the handler's.", HttpFault(reply=True)),
+    Kind("http_slow", "http", HttpSlowParams, "The reply is `delay` seconds late.", HttpFault(delay=True)),
     Kind(
         "http_truncate",
         "http",
         HttpTruncateParams,
         "Full Content-Length declared, `at` body bytes sent, then the connection is closed.",
+        HttpFault(after="truncate"),
     ),
     Kind(
         "history_lag",
         "http",
         HistoryLagParams,
         "A finished prompt appears in /history only `delay` seconds after completion.",
+        HistoryLag(),
     ),
     Kind(
         "prompt_response_lost",
         "http",
         NoParams,
         "POST /prompt is accepted and queued, but the connection drops before the response.",
+        HttpFault(after="abort", route=("POST", "/prompt")),
+    ),
+    Kind(
+        "prompt_queued_5xx",
+        "http",
+        ErrorReplyParams,
+        "POST /prompt queues the prompt (it runs), but the client gets a 5xx instead of its "
+        "prompt_id: a client that resubmits runs the workflow twice.",
+        HttpFault(after="error", route=("POST", "/prompt")),
     ),
     Kind(
         "restart",
         "server",
         RestartParams,
         "Simulated process restart: sockets closed, queue lost, history lost unless kept.",
+        RestartServer(),
     ),
     Kind(
         "toxic",
         "network",
         NoParams,
         "A Toxiproxy toxic (the `toxic:` block), handed to the harness via `engine.external`.",
+        Toxic(),
     ),
 ]
 

@@ -40,7 +40,8 @@ class Trigger(BaseModel):
     on: TriggerOn | None = Field(default=None, description="event trigger")
     type: str | list[str] | None = Field(
         default=None,
-        description="message type(s) (on: message); 'executing:null' is the final executing",
+        description="message type(s) (on: message); 'executing:null' is the final executing, "
+        "'final' the prompt's last frames (execution_success/error/interrupted and executing:null)",
     )
     task: str | None = Field(default=None, description="task id (Contract 1 tag)")
     client: str | None = Field(default=None, description="client id (sid); * and ? wildcards")
@@ -58,6 +59,7 @@ class Trigger(BaseModel):
             if filters:
                 raise ValueError(f"'at' takes no event filters, got {sorted(filters)}")
             return self
+        assert self.on is not None
         allowed = TRIGGER_FILTERS[self.on] | {"nth"}
         if extra := filters - allowed:
             raise ValueError(
@@ -79,7 +81,9 @@ class Target(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str | list[str] | None = Field(default=None, description="message type(s)")
+    type: str | list[str] | None = Field(
+        default=None, description="message type(s); 'executing:null' and 'final' as in the trigger"
+    )
     task: str | None = None
     client: str | None = None
 
@@ -117,6 +121,12 @@ class FaultSpec(BaseModel):
         "Default 1, or null when a duration is given.",
     )
     duration: float | None = Field(default=None, gt=0, description="seconds (scaled) active")
+    until_met: bool | None = Field(
+        default=None,
+        description="keep the fault open after its count/duration until every client has met it "
+        "(each client that has not, once), bounded by the heal; clients it never met are logged "
+        "with reached: false. Default: true for HTTP route faults, false otherwise",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     target: Target | None = None
     toxic: ToxicSpec | None = None

@@ -9,6 +9,9 @@ from comfy_chaos.fake_comfy.faults.spec import Target, Trigger
 from comfy_chaos.fake_comfy.wire import OutFrame
 
 FINAL_EXECUTING = "executing:null"
+#: Selector for a prompt's last frames: its completion message and the final executing.
+FINAL = "final"
+COMPLETIONS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 
 # ServerEvent kinds that feed each event trigger (frame-based triggers are fed by frames).
 EVENT_TRIGGERS = {
@@ -55,6 +58,9 @@ def type_matches(types: tuple[str, ...], frame: OutFrame) -> bool:
     for name in types:
         if name == FINAL_EXECUTING:
             if is_final_executing(frame):
+                return True
+        elif name == FINAL:
+            if frame.message_type in COMPLETIONS or is_final_executing(frame):
                 return True
         elif name == frame.message_type:
             return True

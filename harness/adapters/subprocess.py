@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from comfy_chaos.harness import proctree
 from comfy_chaos.harness.adapters.base import AdapterSession
 
 log = structlog.get_logger(__name__)
@@ -252,6 +253,7 @@ class _Child:
         """Close stdin, kill the process group if it is still running, wait for the reaper."""
         assert self._exited is not None
         self.close_stdin()
+        escaped = proctree.descendants(self._proc.pid)  # also those that left the group with setsid()
         if not self._exited.done():
             self.killed_by_us = True
             self._kill_group(signal.SIGKILL)
@@ -261,6 +263,7 @@ class _Child:
         except TimeoutError:
             log.error("adapter.subprocess.unreaped", pid=self._proc.pid)
         self._kill_group(signal.SIGKILL)  # grandchildren left behind by an exited child
+        proctree.kill(escaped)
         self._stderr_task.cancel()
         await asyncio.gather(self._stderr_task, return_exceptions=True)
         for pipe in (self._proc.stdout, self._proc.stderr):

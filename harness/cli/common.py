@@ -6,7 +6,6 @@ Exit codes (every subcommand): 0 pass, 1 fail, 2 inconclusive, 3 usage or config
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -206,6 +205,16 @@ class Executed:
         return info
 
 
+def report_interrupted(stopped: Any) -> None:
+    """Say that a signal stopped the command, and whether everything it started is gone
+    (`harness.shutdown.Interrupted`): never claimed unless the final sweep confirmed it."""
+    if stopped.cleanup.complete:
+        print(f"comfy-chaos: interrupted ({stopped.signame}); everything started was stopped", file=sys.stderr)
+    else:
+        print(f"comfy-chaos: interrupted ({stopped.signame}); NOT everything could be stopped: "
+              f"{stopped.cleanup.describe()}", file=sys.stderr)
+
+
 def execute(
     jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
     log_dir: Path | None = None,
@@ -218,13 +227,15 @@ def execute(
     from comfy_chaos.harness.cli.progress import Progress
     from comfy_chaos.harness.toxiproxy.backend import BackendError
 
+    from comfy_chaos.harness.shutdown import Interrupted, run_guarded
+
     progress = Progress(total=len(jobs), stream=sys.stdout)
     try:
-        results = asyncio.run(run_batch(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir,
+        results = run_guarded(run_batch(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir,
                                         on_start=progress.backend, on_result=progress.finished))
-    except KeyboardInterrupt:
+    except Interrupted as stopped:
         progress.close()
-        print("comfy-chaos: interrupted; everything started was stopped", file=sys.stderr)
+        report_interrupted(stopped)
         return None
     except BackendError as exc:
         raise UsageError(f"comfy-chaos: toxiproxy: {exc}") from None

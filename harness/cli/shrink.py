@@ -3,7 +3,6 @@ regression written, 2 when the failure does not reproduce on every replay, 3 on 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -47,12 +46,14 @@ def run(args: argparse.Namespace) -> int:
 
     from comfy_chaos.harness.toxiproxy.backend import BackendError
 
+    from comfy_chaos.harness.shutdown import Interrupted, run_guarded
+
     try:
-        result = asyncio.run(go())
+        result = run_guarded(go())
     except BackendError as exc:
         raise common.UsageError(f"comfy-chaos: toxiproxy: {exc}") from None
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; everything started was stopped", file=sys.stderr)
+    except Interrupted as stopped:
+        common.report_interrupted(stopped)
         return common.EXIT_INCONCLUSIVE
     if not result.reproducible:
         print(f"{PROG}: {scenario.name} [{args.client}] seed {args.seed} does not fail on every "

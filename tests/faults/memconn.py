@@ -48,9 +48,31 @@ class MemConn:
         return [w[1] for w in self.wire if w[0] == "text"]
 
 
+@dataclass
+class MemFault:
+    t: float
+    kind: str
+    target: dict[str, Any]
+    detail: dict[str, Any]
+    sent: bytes | str | None
+
+
 class MemLedger:
+    """What `FaultEngine` writes to (the `FaultLedger` protocol): faults and message marks."""
+
     def __init__(self) -> None:
-        self.faults: list[Any] = []
+        self.faults: list[MemFault] = []
+        self.marks: list[tuple[str, int, bool | None, str | None]] = []
+
+    def record_fault(self, t: float, kind: str, target: dict[str, Any], detail: dict[str, Any] | None = None,
+                     sent: bytes | str | None = None) -> MemFault:
+        record = MemFault(t, kind, target, detail or {}, sent)
+        self.faults.append(record)
+        return record
+
+    def mark_message(self, prompt_id: str, index: int, *, delivered: bool | None = None,
+                     fault: str | None = None) -> None:
+        self.marks.append((prompt_id, index, delivered, fault))
 
 
 class MemServer:

@@ -102,3 +102,11 @@ def test_strip_prompt_id_keeps_comfy_serialisation() -> None:
 def test_duplicate_and_drop() -> None:
     assert apply("duplicate", times=3).sends == (Text(SUCCESS),) * 3
     assert apply("drop").sends == ()
+
+
+def test_prompt_queued_5xx_entry() -> None:
+    kind = KINDS["prompt_queued_5xx"]
+    assert kind.category == "http" and kind.transform is None
+    assert kind.params.model_validate({}).status == 500
+    with pytest.raises(ValueError):
+        kind.params.model_validate({"status": 404})

@@ -135,3 +135,105 @@ async def test_restart_after_task_complete(keep_history: bool) -> None:
         assert [r.kind for r in server.ledger.faults][0] == "restart"
         _, _, body = await get(server, f"/history/{prompt_id}")
         assert (prompt_id in json.loads(body)) is keep_history
+
+
+async def test_prompt_queued_5xx_queues_and_runs_but_answers_500() -> None:
+    """Issue 13 item 12: the trigger of a duplicate-execution bug."""
+    async with serving([{"kind": "prompt_queued_5xx", "params": {"status": 502, "body": "html"}}]) as (server, engine):
+        await wait_fired(engine)
+        from comfy_chaos.fake_comfy.ledger import tag_workflow
+        from fakeserve import W_BASIC
+
+        async with aiohttp.ClientSession() as http:
+            body = json.dumps({"prompt": tag_workflow(W_BASIC, "t7"), "client_id": "c7"})
+            async with http.post(f"{server.base_url}/prompt", data=body) as resp:
+                assert resp.status == 502 and b"<center>nginx</center>" in await resp.read()
+            async with http.post(f"{server.base_url}/prompt", data=body) as resp:  # count 1: met by c7
+                assert resp.status == 200
+        (record,) = server.ledger.faults
+        assert record.kind == "prompt_queued_5xx" and record.detail["queued"] is True
+        assert (record.detail["target_client_id"], record.detail["target_kind"]) == ("c7", "http")
+        queued = server.ledger.prompts[record.detail["prompt_id"]]
+        async with asyncio.timeout(10):
+            while queued.outcome is None:
+                await asyncio.sleep(0.01)
+        assert queued.task_id == "t7" and queued.outcome == "success"
+        assert [h.status for h in server.ledger.http if h.path == "/prompt"] == [502, 200]
+        assert [h.fault for h in server.ledger.http if h.path == "/prompt"] == ["prompt_queued_5xx", None]
+
+
+async def test_prompt_queued_5xx_leaves_a_rejected_prompt_alone() -> None:
+    async with serving([{"kind": "prompt_queued_5xx"}]) as (server, engine):
+        await wait_fired(engine)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{server.base_url}/prompt", data=json.dumps({"prompt": {}})) as resp:
+                assert resp.status == 400  # not queued: nothing to hide
+        (record,) = server.ledger.faults
+        assert record.detail["queued"] is False and record.detail["status_kept"] == 400
+
+
+async def wait_done(server, prompt_id: str) -> None:
+    async with asyncio.timeout(10):
+        while server.ledger.prompts.get(prompt_id) is None or server.ledger.prompts[prompt_id].outcome is None:
+            await asyncio.sleep(0.01)
+
+
+async def test_one_shot_history_500_stays_open_until_the_polling_client_meets_it() -> None:
+    """Issue 13 item 10: a /history 500 right after completion must wait for a polling
+    client's next poll (the runner heals after `open_until()`), however late it comes."""
+    spec = {"kind": "http_error", "when": {"on": "task_complete", "task": "t0"}, "params": {"route": "/history"}}
+    async with serving([spec]) as (server, engine):
+        prompt_id = await submit(server, client="poller")  # no WebSocket: a polling client
+        await wait_done(server, prompt_id)
+        await wait_fired(engine)
+        assert engine.open_until() == float("inf")  # the server is quiet; the fault is still owed
+        status, _, _ = await get(server, f"/history/{prompt_id}")  # its poll, whenever it comes
+        assert status == 500
+        assert engine.open_until() is None
+        status, _, body = await get(server, f"/history/{prompt_id}")
+        assert status == 200 and prompt_id in json.loads(body)
+        (entry,) = engine.fault_log()
+        assert (entry["target_client_id"], entry["target_kind"], entry["reached"]) == ("poller", "http", True)
+
+
+async def test_http_window_logs_the_clients_it_never_met() -> None:
+    spec = {"kind": "http_error", "duration": 60, "params": {"route": "/history"}}
+    async with serving([spec]) as (server, engine):
+        await wait_fired(engine)
+        for client in ("a", "b"):
+            await submit(server, client=client, task=f"t-{client}")
+        status, _, _ = await get(server, "/history?clientId=a")
+        assert status == 500
+        await engine.heal_all()
+        log = engine.fault_log()
+        assert [(e["target_client_id"], e["reached"]) for e in log] == [("a", True), ("b", False)]
+        assert log[1]["detail"]["reason"] == "no request of this client while the fault was open"
+        unreached = [r for r in server.ledger.faults if r.detail.get("reached") is False]
+        assert [r.detail["target_client_id"] for r in unreached] == ["b"]
+
+
+async def test_silent_window_logs_a_client_without_websocket() -> None:
+    """Issue 13 item 13: silence cannot reach a client that never opened a WebSocket."""
+    spec = {"kind": "silent", "when": {"on": "task_start", "task": "t0"}, "duration": 60}
+    async with serving([spec]) as (server, engine):
+        prompt_id = await submit(server, client="poller")
+        await wait_done(server, prompt_id)
+        await engine.heal_all()
+        start, unreached = engine.fault_log()
+        assert start["window"] and start["detail"]["clients"] == [] and start["t_end"] is not None
+        assert (unreached["target_client_id"], unreached["target_kind"], unreached["reached"]) == ("poller", "ws", False)
+        assert unreached["detail"]["reason"] == "no WebSocket of this client to silence"
+
+
+async def test_prompt_queued_5xx_knows_an_anonymous_client_by_the_prompt_it_queued() -> None:
+    async with serving([{"kind": "prompt_queued_5xx"}]) as (server, engine):
+        await wait_fired(engine)
+        from comfy_chaos.fake_comfy.ledger import tag_workflow
+        from fakeserve import W_BASIC
+
+        async with aiohttp.ClientSession() as http:
+            big = json.dumps({"prompt": tag_workflow(W_BASIC, "t8"), "client_id": "anon", "pad": "x" * (2 << 20)})
+            async with http.post(f"{server.base_url}/prompt", data=big) as resp:  # body too big to peek
+                assert resp.status == 500
+        (entry,) = engine.fault_log()
+        assert entry["target_client_id"] == "anon" and entry["reached"]

@@ -13,7 +13,7 @@ CONTRACT_KINDS = {
     "bom", "junk_prefix", "python_repr", "truncate", "garble", "invalid_utf8", "concat",
     "heartbeat", "noise", "noise_binary", "oversize", "drop", "duplicate", "reorder", "delay",
     "strip_prompt_id", "close", "abort", "silent", "refuse", "http_error", "http_slow",
-    "http_truncate", "history_lag", "prompt_response_lost", "restart", "toxic",
+    "http_truncate", "history_lag", "prompt_response_lost", "prompt_queued_5xx", "restart", "toxic",
 }
 
 
@@ -26,7 +26,7 @@ def test_registry_has_exactly_the_contract_kinds_each_documented() -> None:
 
 
 def test_fault_model_modules_do_not_import_aiohttp() -> None:
-    """spec/kinds/loader (and the faults package) pull in no aiohttp; the parent package's
+    """spec/kinds/loader/planner (and the faults package) pull in no aiohttp: the planner is sans-IO; the parent package's
     own __init__ (the server) is bypassed so that only the fault layer is measured."""
     code = (
         "import sys, types, pathlib, comfy_chaos.fake_comfy.wire as _w\n"
@@ -35,7 +35,7 @@ def test_fault_model_modules_do_not_import_aiohttp() -> None:
         "for name in [m for m in sys.modules if m == 'comfy_chaos.fake_comfy' or m.startswith(('comfy_chaos.fake_comfy.', 'aiohttp'))]:\n"
         "    del sys.modules[name]\n"
         "sys.modules['comfy_chaos.fake_comfy'] = pkg\n"
-        "import comfy_chaos.fake_comfy.faults, comfy_chaos.fake_comfy.faults.spec\n"
+        "import comfy_chaos.fake_comfy.faults, comfy_chaos.fake_comfy.faults.spec, comfy_chaos.fake_comfy.faults.planner\n"
         "assert 'aiohttp' not in sys.modules, sorted(m for m in sys.modules if 'aiohttp' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
