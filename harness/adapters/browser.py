@@ -224,13 +224,13 @@ class BrowserClient:
         queue_remaining = state.get("queueRemaining")
         if queue_remaining:
             # "N in the queue" without ids: every task the page has not shown finished is in it
-            for tracked in self._tracked.values():
-                if tracked.prompt_id and not tracked.reported and tracked.task_id not in finished:
-                    running.setdefault(tracked.task_id, []).append(f"counted in the queue badge ({queue_remaining})")
+            for waiting in self._tracked.values():
+                if waiting.prompt_id and not waiting.reported and waiting.task_id not in finished:
+                    running.setdefault(waiting.task_id, []).append(f"counted in the queue badge ({queue_remaining})")
         for entry in state.get("history") or []:
             task_id = self._task_of(entry)
             tracked = self._tracked.get(task_id) if task_id else None
-            if tracked is None or tracked.reported or task_id in running or not entry.get("outcome"):
+            if tracked is None or task_id is None or tracked.reported or task_id in running or not entry.get("outcome"):
                 continue
             outputs = entry.get("outputs")
             if outputs is None and entry.get("outcome") == "success":
