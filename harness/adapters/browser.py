@@ -188,6 +188,9 @@ class BrowserClient:
             except TimeoutError:
                 self._note(f"the page did not answer within {EVAL_TIMEOUT_S:.0f} s")
                 state = None
+            except Exception as exc:  # the page navigated away, crashed, threw: it shows nothing new
+                self._note(f"reading the page failed: {exc!r}"[:500])
+                state = None
             if state is not None:
                 await self._digest(session, state)
             await asyncio.sleep(POLL_S)  # a poll interval, not synchronisation
