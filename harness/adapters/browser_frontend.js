@@ -54,6 +54,11 @@
       lastError = null;
       try {
         await app.loadApiJson(workflow, `chaos-${taskId}`);
+        // loadApiJson does not wait for the new workflow tab (1.4x+): queueing before it is
+        // active would file the job under the previous tab.
+        for (let waited = 0; waited < 3000 && !activeIs(`chaos-${taskId}`); waited += 25) {
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
         await app.queuePrompt(0, 1);
       } catch (error) {
         lastError = lastError ?? String(error?.message ?? error);
@@ -73,6 +78,11 @@
     return chain;
   }
 
+  function activeIs(name) {
+    const active = store("workflow")?.activeWorkflow;
+    if (!active) return true; // no workflow store: nothing to wait for
+    return String(active.path ?? active.key ?? active.filename ?? "").replace(/\.json$/, "").endsWith(name);
+  }
   function listed(id) {
     const queue = store("queue");
     return ["runningTasks", "pendingTasks", "historyTasks"].some((list) => (queue?.[list] ?? []).some((task) => idOf(task) === id));
