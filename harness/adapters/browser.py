@@ -413,6 +413,8 @@ def load_browser_adapter(spec: str) -> BrowserClient | None:
         target = spec[len("web:"):].strip()
         if not target:
             raise ValueError("--client web: needs a page: web:<folder or .html file> or web:<http URL>")
+        if not target.startswith(("http://", "https://")) and not Path(target).expanduser().exists():
+            raise ValueError(f"--client {spec}: {Path(target).expanduser().resolve()} does not exist")
         return WebPageAdapter(target)
     return None
 
