@@ -42,6 +42,7 @@ WARM_UP_TIMEOUT_S = 300.0  # includes a first download of the frontend package
 PAGE_READY_TIMEOUT_S = 120.0
 POLL_S = 0.25
 EVAL_TIMEOUT_S = 10.0
+SUBMIT_TIMEOUT_S = 60.0
 STUCK_EVIDENCE_S = 5.0  # the page shows a task running this long after the server finished it
 VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOT_QUALITY = 60
@@ -156,7 +157,11 @@ class BrowserClient:
         try:
             async for task in session.tasks():
                 self._tracked[task.task_id] = _Tracked(task.task_id)
-                reply = await self.submit(task)
+                try:
+                    async with asyncio.timeout(SUBMIT_TIMEOUT_S):
+                        reply = await self.submit(task)
+                except TimeoutError:
+                    reply = {"error": f"the page did not queue it within {SUBMIT_TIMEOUT_S:.0f} s"}
                 prompt_id = reply.get("promptId")
                 if prompt_id:
                     self._tracked[task.task_id].prompt_id = str(prompt_id)
