@@ -77,14 +77,14 @@ async def test_the_frontend_reports_every_task_of_a_clean_run(toxiproxy_backend:
     assert record.time_scale == 1.0  # browser clients are not scalable
     # warm-up: the page loaded and connected before t0; none of it is in the run's figures
     assert record.client_stats["page_load_s"] > 0
-    opened = [c for c in record.ledger["connections"] if c["event"] == "open"]
-    assert opened and opened[0]["t"] < record.t0
-    assert all(h["t"] >= record.t0 for h in record.ledger["http"])
-    assert not any(h["path"].startswith(("/assets", "/api/users", "/api/settings")) for h in record.ledger["http"])
-    assert min(p["accepted_at"] for p in record.ledger["prompts"].values()) > record.t0
+    opened = [c for c in record.ledger.connections if c.event == "open"]
+    assert opened and opened[0].t < record.t0
+    assert all(h.t >= record.t0 for h in record.ledger.http)
+    assert not any(h.path.startswith(("/assets", "/api/users", "/api/settings")) for h in record.ledger.http)
+    assert min(p.accepted_at for p in record.ledger.prompts.values()) > record.t0
     assert "at judgement" in _shots(result)
-    ready = [r for r in record.reports if r["type"] == "ready"]
-    assert ready and ready[0]["version"] == "1.27.10"
+    ready = [r for r in record.reports if r.type == "ready"]
+    assert ready and ready[0].extra["version"] == "1.27.10"
 
 
 async def test_the_frontend_left_running_after_a_lost_completion_is_stuck_ui(toxiproxy_backend: Any) -> None:
@@ -96,16 +96,16 @@ async def test_the_frontend_left_running_after_a_lost_completion_is_stuck_ui(tox
     assert any("stuck UI: the page still showed it running at the judgement" in line for line in result.reasons)
     shots = _shots(result)
     assert "first stuck moment" in shots and "at judgement" in shots
-    ui = [r for r in record.reports if r["type"] == "ui"]
-    assert ui[-1]["running"] == ["t1"] and "executing" in ui[-1]["detail"]
+    ui = [r for r in record.reports if r.type == "ui"]
+    assert ui[-1].extra["running"] == ["t1"] and "executing" in (ui[-1].detail or "")
 
 
 async def test_the_example_page_is_scored_through_the_contract(toxiproxy_backend: Any) -> None:
     record, result = await _run(toxiproxy_backend, CLEAN, f"web:{EXAMPLE}")
     assert result.verdict == "pass", result.reasons
     assert result.metrics["reported"] == 3 and result.metrics["untagged_prompts"] == 0
-    ready = next(r for r in record.reports if r["type"] == "ready")
-    assert ready["client"] == "tiny-comfyui-client"
+    ready = next(r for r in record.reports if r.type == "ready")
+    assert ready.extra["client"] == "tiny-comfyui-client"
 
 
 async def test_the_example_page_waiting_for_a_lost_frame_is_stuck_ui(toxiproxy_backend: Any) -> None:
