@@ -65,13 +65,6 @@
       } finally {
         pendingMeta = null;
       }
-      // Like a user, queue the next workflow once this job shows up in the queue panel
-      // (bounded): switching workflows faster than the page registers its jobs is a race
-      // no user runs into.
-      const id = lastReply?.prompt_id;
-      for (let waited = 0; id && waited < 3000 && !listed(id); waited += 50) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
       return { promptId: lastReply?.prompt_id ?? null, error: lastReply?.prompt_id ? null : lastError ?? "no reply" };
     };
     chain = chain.then(run, run);
@@ -82,10 +75,6 @@
     const active = store("workflow")?.activeWorkflow;
     if (!active) return true; // no workflow store: nothing to wait for
     return String(active.path ?? active.key ?? active.filename ?? "").replace(/\.json$/, "").endsWith(name);
-  }
-  function listed(id) {
-    const queue = store("queue");
-    return ["runningTasks", "pendingTasks", "historyTasks"].some((list) => (queue?.[list] ?? []).some((task) => idOf(task) === id));
   }
   const idOf = (task) => String(task.promptId ?? task.jobId ?? task.job?.id ?? "");
   function tagOf(task) {
