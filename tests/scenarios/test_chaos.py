@@ -65,7 +65,7 @@ def test_unknown_chaos_kind_is_named_with_its_line() -> None:
 
 def test_scorer_names_expanded_chaos_faults() -> None:
     """An unfired chaos fault is named by kind and trigger in the reasons, not as '?'."""
-    from comfy_chaos.harness.scoring import _schedule
+    from comfy_chaos.harness.scoring import _expand_schedule as _schedule
 
     scenario = parse_scenario(SCENARIO.format(seed=9, chaos="{faults: 3}"))
     expected = _dump(scenario.fault_schedule())
