@@ -25,6 +25,7 @@ from comfy_chaos.fake_comfy.config import FakeConfig
 from comfy_chaos.fake_comfy.connlimit import HEADER_TIMEOUT_S, GuardedSite, default_limit
 from comfy_chaos.fake_comfy.core import ComfyCore
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
+from comfy_chaos.fake_comfy.frontend import FrontendRoutes
 from comfy_chaos.fake_comfy.ledger import Ledger
 from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile, current_info
 from comfy_chaos.fake_comfy.wire import OutFrame
@@ -337,6 +338,17 @@ class FakeComfy:
                     _SCRATCH_ROOTS.discard(self.root)
         log.info("fake_comfy.stopped", url=self.base_url)
 
+    async def attach_faults(self, faults: FaultEngine) -> None:
+        """Attach a fault engine to the running server (after a browser client's warm-up):
+        sockets already open are handed to it as connections made now, its `at:` clock
+        starts now, and every later frame, connection and request goes through it."""
+        self.faults = faults
+        faults.bind(self)
+        self.events.subscribe(faults.on_event)
+        for conn in list(self.conns.values()):
+            faults.on_ws_connect(conn)
+        await faults.start()
+
     async def restart(self, keep_history: bool = False) -> None:
         """Simulated process restart: sockets dropped, queue and running prompt lost, counter reset.
 
@@ -494,10 +506,12 @@ class FakeComfy:
 
     # ------------------------------------------------------------------ app
     def _make_app(self) -> web.Application:
+        self.frontend = FrontendRoutes()  # the web frontend and its start-up routes (fake_comfy/frontend.py)
         app = web.Application(
             client_max_size=self.config.max_upload_size,
-            middlewares=[self._record_middleware, self._fault_middleware, self._origin_middleware],
+            middlewares=[self.frontend.middleware, self._record_middleware, self._fault_middleware, self._origin_middleware],
         )
+        self.frontend.register(app)
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/ws", self._ws),
             ("GET", "/prompt", self._get_prompt),

@@ -280,6 +280,8 @@ class AdapterInfo:
     ended: str | None = None
     ended_at: float | None = None  # clock time it ended (or was killed)
     scalable: bool | None = None  # what its `ready` line said (None: nothing)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """Browser clients: [{kind: "screenshot", label, t, src: data URI}] for the report."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AdapterInfo:
