@@ -96,8 +96,11 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_time_scale(prog: str, time_scale: float | None) -> None:
-    if time_scale is not None and not time_scale > 0:
-        raise UsageError(f"{prog}: --time-scale: expected a number > 0, got {time_scale}")
+    from comfy_chaos.harness.scenario import MAX_TIME_SCALE, MIN_TIME_SCALE
+
+    if time_scale is not None and not MIN_TIME_SCALE <= time_scale <= MAX_TIME_SCALE:
+        raise UsageError(f"{prog}: --time-scale: expected a number in [{MIN_TIME_SCALE:g}, {MAX_TIME_SCALE:g}], "
+                         f"got {time_scale}")
 
 
 def report_dir(args: argparse.Namespace, command: str) -> Path:
