@@ -154,7 +154,7 @@ def test_inconclusive_is_its_own_outcome_and_can_fail_the_session(suite: Path) -
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--chaos-time-scale", "-1"], "--chaos-time-scale: expected a number > 0, got -1.0"),
+    (["--chaos-time-scale", "-1"], "--chaos-time-scale: expected a number in [0.01, 10], got -1.0"),
     (["--chaos-seed", "x"], "expected a number, got 'x'"),
     (["--chaos-shard", "3/2"], "expected 1 <= K <= N"),
 ])
