@@ -147,8 +147,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if missing:
         raise pytest.UsageError(f"--chaos-scenarios: no such folder: {', '.join(missing)}")
     if named and config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args[:] = [a for a in config.args if Path(a).resolve() != config.invocation_params.dir] + [
-            str(p) for p in named]
+        # no paths on the command line: also collect the named folders that pytest would not
+        # reach from its own arguments (the built-in library lives in site-packages)
+        given = [(config.invocation_params.dir / a).resolve() for a in config.args]
+        config.args.extend(str(p) for p in named if not any(p.is_relative_to(g) for g in given))
     state = _ChaosState(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "comfy_chaos_state")
