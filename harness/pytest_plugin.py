@@ -52,7 +52,7 @@ class _Option:
 OPTIONS = (
     _Option("client", "client adapter to run every scenario with (repeatable; default: reference)", "list"),
     _Option("seed", "override every scenario's seed", "int"),
-    _Option("time-scale", "override every scenario's time_scale (> 0)", "float"),
+    _Option("time-scale", "override every scenario's time_scale (0.01 to 10)", "float"),
     _Option("report-dir", "write results.json + index.html + logs/ here at the end of the session"),
     _Option("baseline", "gate on this baseline: known failures xfail, new ones fail; fail the session on a regression"),
     _Option("run-slow", "also run scenarios tagged slow", "bool"),
@@ -111,8 +111,11 @@ def chaos_option(config: pytest.Config, name: str) -> Any:
 def _check_options(config: pytest.Config) -> None:
     """Bad values are usage errors (pytest exit 4) before anything runs."""
     time_scale = chaos_option(config, "time-scale")
-    if time_scale is not None and not time_scale > 0:
-        raise pytest.UsageError(f"--chaos-time-scale: expected a number > 0, got {time_scale}")
+    from comfy_chaos.harness.scenario import MAX_TIME_SCALE, MIN_TIME_SCALE
+
+    if time_scale is not None and not MIN_TIME_SCALE <= time_scale <= MAX_TIME_SCALE:
+        raise pytest.UsageError(f"--chaos-time-scale: expected a number in [{MIN_TIME_SCALE:g}, {MAX_TIME_SCALE:g}], "
+                                f"got {time_scale}")
     chaos_option(config, "seed")
     comfyui_version(config)
     shard = chaos_option(config, "shard")
@@ -160,8 +163,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if missing:
         raise pytest.UsageError(f"--chaos-scenarios: no such folder: {', '.join(missing)}")
     if named and config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args[:] = [a for a in config.args if Path(a).resolve() != config.invocation_params.dir] + [
-            str(p) for p in named]
+        # no paths on the command line: also collect the named folders that pytest would not
+        # reach from its own arguments (the built-in library lives in site-packages)
+        given = [(config.invocation_params.dir / a).resolve() for a in config.args]
+        config.args.extend(str(p) for p in named if not any(p.is_relative_to(g) for g in given))
     state = _ChaosState(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "comfy_chaos_state")
