@@ -23,7 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comfy_chaos.harness.results import ResultsError, ResultsFile, ScenarioResult, load_results, save_results
+from comfy_chaos.harness.results import (
+    ResultsError,
+    ResultsFile,
+    ScenarioResult,
+    load_results,
+    save_results,
+)
 from comfy_chaos.harness.scoring import task_sort_key
 
 _VERDICT_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}

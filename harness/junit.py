@@ -4,8 +4,6 @@ fail → <failure>, inconclusive → <skipped type="inconclusive"> (or <error> w
 gated on inconclusive), an unusable scenario file → <error type="invalid-scenario">."""
 from __future__ import annotations
 
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,15 +50,6 @@ def _first(lines: list[str]) -> str:
 
 def write_junit(path: str | Path, data: bytes) -> Path:
     """Write atomically (a CI step reading it never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from comfy_chaos.harness.atomic import write_atomic
+
+    return write_atomic(path, data)

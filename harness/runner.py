@@ -18,7 +18,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,15 @@ import structlog
 from comfy_chaos.harness.adapters import load_adapter
 from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task
 from comfy_chaos.harness.eventlog import RunLog, log_path
-from comfy_chaos.harness.record import AdapterInfo, RunRecord
+from comfy_chaos.harness.record import (
+    AdapterInfo,
+    AdapterSummary,
+    AppliedFault,
+    ClientReport,
+    LedgerSnapshot,
+    RunRecord,
+    ScheduledFault,
+)
 from comfy_chaos.harness.scenario import Scenario
 from comfy_chaos.harness.schedule import plan_heal, time_triggered_end, toxic_name
 
@@ -163,6 +170,7 @@ class _Run:
             time_scale=self.time_scale,
             backend=dict(backend_info),
             scheduled=list(range(len(self.specs))),
+            schedule=ScheduledFault.of([spec.model_dump(mode="json", exclude_unset=True) for spec in self.specs]),
             task_ids=[p.task_id for p in self.plan],
             scenario_path=self.scenario.source,
         )
@@ -323,7 +331,7 @@ class _Run:
         await self._step("proxy.delete", self._delete_proxy())
         if self.server is not None:
             await self._step("server.stop", self.server.stop())
-            self.record.ledger = self.server.ledger.to_dict()
+            self.record.ledger = LedgerSnapshot.from_json(self.server.ledger.to_dict())
         self._finish_record()
 
     async def _step(self, what: str, awaitable: Any) -> None:
@@ -371,9 +379,10 @@ class _Run:
         if kind == "stats":
             self._merge_stats(report["client_index"], report["counters"])
             return
-        if self.judged and kind in ("submitted", "result", "note"):
-            return  # after judgement nothing the client says counts
-        self.record.reports.append(report)
+        if self.judged and kind in ("submitted", "note"):
+            return  # after judgement nothing the client says counts ...
+        # ... except a second result: a duplicate or contradictory report is judged as such
+        self.record.reports.append(ClientReport.from_json({**report, "late": self.judged}))
         if kind == "result" and report["task_id"] is not None:
             self.reported.add(report["task_id"])
         self.changed.set()
@@ -522,15 +531,5 @@ class _Run:
                 entry["target"] = {"proxy": self.proxy_name, **(entry.get("target") or {})}
             if entry.get("t_end") is None and entry.get("window"):
                 entry["t_end"] = record.healed_at or record.t_end  # lifted by the heal (or teardown)
-        record.fault_log = fault_log
-        infos = [session.info for session in self.sessions]
-        cpu = [info.cpu_s for info in infos if info.cpu_s is not None]
-        codes = [info.exit_code for info in infos if info.exit_code is not None]
-        record.adapter = {
-            "exit_code": next((code for code in codes if code != 0), codes[0] if codes else None),
-            "crashed": any(info.crashed for info in infos),
-            "hung": any(info.hung for info in infos),
-            "cpu_s": sum(cpu) if cpu else None,
-            "stderr_tail": "\n".join(info.stderr_tail for info in infos if info.stderr_tail)[-4096:],
-            "instances": [asdict(info) for info in infos],
-        }
+        record.fault_log = [AppliedFault.from_json(entry) for entry in fault_log]
+        record.adapter = AdapterSummary.of([session.info for session in self.sessions])

@@ -10,6 +10,7 @@ reports every problem as ``<file>: <field path>: expected <what>, got <value>``.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import sys
@@ -21,13 +22,34 @@ from typing import Annotated, Any, Literal, Union
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from comfy_chaos.fake_comfy.faults.spec import FaultSpec
 from comfy_chaos.harness import workflows
 from comfy_chaos.harness.chaos import Chaos, expand
 
 SCHEMA_ID = "https://comfy-chaos.invalid/scenario.schema.json"
+
+# Bounds on what a scenario may ask for: a file that asks for more is refused with a
+# clear error (exit 3) instead of exhausting the machine or never ending.
+MAX_FILE_BYTES = 1024 * 1024  # a scenario file
+MAX_YAML_NODES = 100_000  # YAML nodes after expanding aliases (an alias bomb expands exponentially)
+MAX_YAML_DEPTH = 64  # nesting of mappings and sequences
+MAX_TASKS = 20_000
+MAX_CLIENTS = 1_000
+MAX_FAULTS = 1_000
+MAX_SECONDS = 86_400.0  # deadline, grace, intervals, fault times: one day (scenario seconds)
+MIN_TIME_SCALE = 0.01  # below this, timers expire faster than the event loop can serve them
+MAX_TIME_SCALE = 10.0
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -88,7 +110,7 @@ WorkflowRef = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 
@@ -101,7 +123,7 @@ class MixEntry(_Model):
 class Submit(_Model):
     pattern: Literal["burst", "interval"] = Field("burst", description="burst: all tasks due at start")
     interval: float | None = Field(
-        None, ge=0, description="Seconds (scaled) between task i and i+1; required for pattern: interval"
+        None, ge=0, le=MAX_SECONDS, description="Seconds (scaled) between task i and i+1; required for pattern: interval"
     )
 
     @model_validator(mode="after")
@@ -112,7 +134,7 @@ class Submit(_Model):
 
 
 class Workload(_Model):
-    tasks: int = Field(10, ge=1, description="Number of tasks; ids t0..t<N-1>")
+    tasks: int = Field(10, ge=1, le=MAX_TASKS, description="Number of tasks; ids t0..t<N-1>")
     workflow: WorkflowRef = "basic"
     mix: list[MixEntry] | None = Field(None, min_length=1, description="Weighted workflow mix (overrides workflow)")
     submit: Submit = Submit()
@@ -135,25 +157,66 @@ class Expect(_Model):
     p95_latency: float | None = Field(
         None, ge=0, description="Max report latency p95 in scenario seconds (time scaling undone); null = no bar"
     )
+    # Slow-burn bars (docs/scoring.md "Slow-burn bars"): relative to the client's own control
+    # run, never below the absolute floor. null = the scorer's default (harness.judgement.SLOW_DEFAULTS).
+    latency_floor: float | None = Field(None, ge=0, description="Latency p95/max bar never below this (scenario s)")
+    latency_factor: float | None = Field(None, ge=1, description="Latency may be this many times the control's")
+    latency_slack: float | None = Field(
+        None, ge=0, description="Scenario s over the control's latency, plus fault windows and recovery time"
+    )
+    http_per_task: float | None = Field(None, ge=0, description="Requests per task floor of the request bar")
+    http_factor: float | None = Field(None, ge=1, description="Requests per task and peak rate vs the control")
+    poll_rate: float | None = Field(None, ge=0, description="Requests per scenario s always allowed over the run")
+    peak_rps: float | None = Field(None, ge=0, description="Peak requests per scenario s per client, floor")
+    cpu_per_wall: float | None = Field(None, ge=0, description="CPU s per wall s floor of the CPU bar")
+    cpu_margin: float | None = Field(None, ge=0, description="CPU s per wall s allowed over the control's")
+    reconnects: int | None = Field(None, ge=0, description="Reconnects allowed over the control's; null = derived")
 
 
 class Scenario(_Model):
     name: str = Field("", description="Defaults to the file stem")
     description: str = ""
     seed: int = 0
-    time_scale: float = Field(0.1, gt=0, le=10, description="Multiplies every duration; --time-scale overrides")
+    time_scale: float = Field(
+        0.1, ge=MIN_TIME_SCALE, le=MAX_TIME_SCALE, description="Multiplies every duration; --time-scale overrides"
+    )
     tags: list[str] = Field(default_factory=list, description="'slow' → pytest marker slow")
-    clients: int = Field(1, ge=1, description="Client instances; task i goes to client i % clients")
+    clients: int = Field(1, ge=1, le=MAX_CLIENTS, description="Client instances; task i goes to client i % clients")
     workload: Workload = Workload()
-    faults: list[FaultSpec] = Field(default_factory=list, description="The fault schedule (server faults and toxics)")
+    faults: list[FaultSpec] = Field(
+        default_factory=list, max_length=MAX_FAULTS, description="The fault schedule (server faults and toxics)"
+    )
     chaos: Chaos | None = Field(
         None, description="Random faults generated from the seed (harness.chaos), run after `faults`"
     )
-    deadline: float = Field(60, gt=0, description="Seconds (scaled) from start until judgement")
-    grace: float = Field(5, ge=0, description="Seconds (scaled) after the last fault before judgement is allowed")
+    deadline: float = Field(60, gt=0, le=MAX_SECONDS, description="Seconds (scaled) from start until judgement")
+    grace: float = Field(
+        5, ge=0, le=MAX_SECONDS, description="Seconds (scaled) after the last fault before judgement is allowed"
+    )
     expect: Expect = Expect()
 
     _source: str | None = PrivateAttr(None)
+
+    @field_validator("faults")
+    @classmethod
+    def _finite_fault_times(cls, faults: list[FaultSpec]) -> list[FaultSpec]:
+        for index, spec in enumerate(faults):
+            for name, value in (("when.at", spec.when.at), ("duration", spec.duration)):
+                if value is not None and not (math.isfinite(value) and value <= MAX_SECONDS):
+                    raise ValueError(f"faults[{index}].{name}: expected a finite number <= {MAX_SECONDS:g}, got {value}")
+        return faults
+
+    @model_validator(mode="after")
+    def _last_task_due_before_deadline(self) -> Scenario:
+        submit = self.workload.submit
+        if submit.pattern == "interval" and submit.interval:
+            last = (self.workload.tasks - 1) * submit.interval
+            if last >= self.deadline:
+                raise ValueError(
+                    f"workload.submit.interval: the last task (t{self.workload.tasks - 1}) would be due at "
+                    f"{last:g} s, not before the deadline ({self.deadline:g} s)"
+                )
+        return self
 
     @property
     def source(self) -> str | None:
@@ -232,7 +295,10 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     """Validate YAML text as a scenario; `source` names it in errors; name defaults to its stem."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ScenarioError(source, [f"file too large: {len(text)} characters, at most {MAX_FILE_BYTES}"])
     try:
+        _check_yaml_size(yaml.compose(text, Loader=YamlLoader))
         data = yaml_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -240,6 +306,10 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(source, [f"{where}YAML syntax error: {exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(source, [f"YAML error: {exc}"]) from None
+    except _TooBig as exc:
+        raise ScenarioError(source, [str(exc)]) from None
+    except RecursionError:  # PyYAML's composer recurses once per level
+        raise ScenarioError(source, [f"YAML nested too deeply: more than {MAX_YAML_DEPTH} levels"]) from None
     if not isinstance(data, dict):
         raise ScenarioError(source, [f"expected a mapping of scenario fields at the top level, got {_show(data)}"])
     if "name" not in data:
@@ -255,6 +325,52 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(source, problems) from None
     scenario._source = source
     return scenario
+
+
+class _TooBig(Exception):
+    """The YAML document is too large once aliases are expanded, too deep, or recursive."""
+
+
+def _check_yaml_size(root: yaml.Node | None) -> None:
+    """Refuse an alias bomb (a few hundred bytes that expand to billions of nodes), a
+    recursive alias and deep nesting, before anything walks the expanded document."""
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    # Post-order walk without recursion; a node reached again through an alias counts again.
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, depth, expanded = stack.pop()
+        children = _children(node)
+        if expanded:
+            on_path.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > MAX_YAML_NODES:
+                raise _TooBig(f"YAML too large: more than {MAX_YAML_NODES} nodes once aliases are expanded "
+                              f"(line {node.start_mark.line + 1})")
+            continue
+        if id(node) in sizes:
+            continue
+        if depth > MAX_YAML_DEPTH:
+            raise _TooBig(f"YAML nested too deeply: more than {MAX_YAML_DEPTH} levels (line {node.start_mark.line + 1})")
+        if id(node) in on_path:
+            raise _TooBig(f"YAML alias refers to itself (line {node.start_mark.line + 1})")
+        on_path.add(id(node))
+        stack.append((node, depth, True))
+        for child in children:
+            if id(child) in on_path:
+                raise _TooBig(f"YAML alias refers to itself (line {child.start_mark.line + 1})")
+            if id(child) not in sizes:
+                stack.append((child, depth + 1, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def load_scenarios(root: str | Path) -> list[Scenario]:
@@ -324,23 +440,25 @@ def _walk(loc: tuple[Any, ...]) -> tuple[str, Any]:
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at pydantic `loc` (or of the closest existing parent)."""
+    """1-based line of the YAML node at pydantic `loc` (or of the closest existing parent).
+    A mapping key's own line, not its value's: `expect:` above a block mapping is where
+    the field is named (a misspelt key was reported one line late)."""
     if node is None or not loc:
         return None
+    key_line: int | None = None  # the line of the key that led to `node`
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-            if child is None:
-                key = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-                return (key or node).start_mark.line + 1
-            node = child
+            pair = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if pair is None:
+                return node.start_mark.line + 1
+            key_line, node = pair[0].start_mark.line + 1, pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
+            key_line, node = None, node.value[part]
         elif not isinstance(part, int):
             continue  # a union member tag in the loc, not a key
         else:
             break
-    return node.start_mark.line + 1
+    return key_line if key_line is not None else node.start_mark.line + 1
 
 
 def _num(value: Any) -> str:
@@ -410,6 +528,8 @@ def _describe(err: dict[str, Any]) -> str:
         return f"{path}: expected {ctx.get('expected', 'one of the allowed values')}, got {got}"
     if kind in ("value_error", "assertion_error"):
         message = str(ctx.get("error", err["msg"]))
+        if not err["loc"] or message.startswith(f"{path}["):
+            return message  # a check across fields names its own field path
         if "got " in message or isinstance(err.get("input"), (dict, list)):
             return f"{path}: {message}"
         return f"{path}: {message}, got {got}"

@@ -31,6 +31,7 @@ from comfy_chaos.fake_comfy.faults.decisions import (
     Text,
     ToxicOff,
     ToxicOn,
+    original,
     sends_payload,
 )
 from comfy_chaos.fake_comfy.wire import OutFrame
@@ -50,12 +51,6 @@ def normalize_path(path: str) -> str:
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/")
     return path
-
-
-def _original(frame: OutFrame) -> tuple[Send, ...]:
-    from comfy_chaos.fake_comfy.faults.planner import original
-
-    return original(frame)
 
 
 class Behaviour:
@@ -220,7 +215,7 @@ class Delay(Behaviour):
     def on_frame(self, p: FaultPlanner, st: FaultState, conn: ConnInfo, frame: OutFrame, now: float) -> FrameFate | None:
         p.consume(st, now, conn.sid)
         seconds = p.seconds(st.params.seconds)
-        sends = _original(frame)
+        sends = original(frame)
         p.emit(Sleep(seconds))
         p.emit(SendFrames(conn.conn_id, sends))
         p.record(now + seconds, st, conn=conn, frame=frame, detail={"seconds": seconds}, sent=sends_payload(sends))
@@ -259,7 +254,7 @@ class ConnectionAction(Behaviour):
         send_first = frame is not None and st.params.send_frame
         if send_first:
             assert frame is not None
-            p.emit(SendFrames(conn.conn_id, _original(frame)))
+            p.emit(SendFrames(conn.conn_id, original(frame)))
         detail: dict[str, Any] = {"frame_lost": frame is not None and not send_first}
         st.met.add(conn.sid)
         p.kill(st, conn)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from comfy_chaos.fake_comfy.wire import OutFrame
+
 if TYPE_CHECKING:
     from comfy_chaos.fake_comfy.faults.spec import FaultSpec
 
@@ -52,6 +54,11 @@ class FrameResult:
 
     sends: tuple[Send, ...]
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def original(frame: OutFrame) -> tuple[Send, ...]:
+    """The frame as the server meant to send it."""
+    return (Text(frame.text),) if frame.text is not None else (Binary(frame.data or b""),)
 
 
 def sends_payload(sends: tuple[Send, ...]) -> bytes | str | None:

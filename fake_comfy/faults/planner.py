@@ -23,7 +23,6 @@ from comfy_chaos.fake_comfy.events import ServerEvent
 from comfy_chaos.fake_comfy.faults.decisions import (
     DELIVERED,
     AppliedFault,
-    Binary,
     ConnInfo,
     Decision,
     FrameFate,
@@ -31,13 +30,12 @@ from comfy_chaos.fake_comfy.faults.decisions import (
     HttpPlan,
     Mark,
     RequestInfo,
-    Send,
     SendFrames,
     TargetKind,
-    Text,
     Wake,
     WindowEnd,
     clip,
+    original,
     sends_payload,
 )
 from comfy_chaos.fake_comfy.faults.kinds import KINDS
@@ -142,11 +140,6 @@ class Anchor:
             and message.prompt_id == self.event.prompt_id
             and message.message_type in COMPLETION_MESSAGES
         )
-
-
-def original(frame: OutFrame) -> tuple[Send, ...]:
-    """The frame as the server meant to send it."""
-    return (Text(frame.text),) if frame.text is not None else (Binary(frame.data or b""),)
 
 
 class FaultPlanner:

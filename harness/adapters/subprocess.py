@@ -31,6 +31,57 @@ EXIT_TIMEOUT_S = 5.0
 STDERR_TAIL = 4096
 
 
+# A client that floods `submitted`, `result` or `stats` lines must not grow the harness or
+# the run record without bound (notes are capped in AdapterSession.note). Per client
+# instance, per type: a few times the task count is more than any honest client sends.
+FLOOD_PER_TASK = 4
+FLOOD_SLACK = 64
+MAX_STATS = 1000
+MAX_STAT_KEYS = 64
+MAX_OUTPUTS_CHARS = 256 * 1024
+MAX_DETAIL_CHARS = 4096
+
+
+class _FloodGuard:
+    """Counts each message type and says, once per type, when a client went past its cap."""
+
+    def __init__(self, session: AdapterSession) -> None:
+        per_task = FLOOD_PER_TASK * max(1, session.max_concurrency) + FLOOD_SLACK
+        self.limits = {"submitted": per_task, "result": per_task, "stats": MAX_STATS}
+        self.seen: dict[str, int] = {}
+        self.session = session
+
+    def admit(self, kind: str) -> bool:
+        limit = self.limits.get(kind)
+        if limit is None:
+            return True
+        count = self.seen[kind] = self.seen.get(kind, 0) + 1
+        if count == limit + 1:
+            self.session.note(f"flood: more than {limit} {kind!r} messages from this client; the rest are dropped")
+        return count <= limit
+
+
+def _bounded_outputs(outputs: Any, session: AdapterSession) -> Any:
+    if outputs is None:
+        return None
+    size = len(json.dumps(outputs, default=str))
+    if size <= MAX_OUTPUTS_CHARS:
+        return outputs
+    session.note(f"flood: a result's outputs were {size} characters (at most {MAX_OUTPUTS_CHARS}); dropped")
+    return {"_dropped": f"{size} characters"}
+
+
+def _bounded_counters(counters: dict[str, Any]) -> dict[str, Any]:
+    kept = {}
+    for key, value in list(counters.items())[:MAX_STAT_KEYS]:
+        if isinstance(value, str):
+            value = value[:200]
+        elif not isinstance(value, (int, float, bool)) and value is not None:
+            value = str(value)[:200]
+        kept[str(key)[:64]] = value
+    return kept
+
+
 class AdapterProtocolError(Exception):
     """The child broke the JSON-lines protocol in a way the harness cannot read past."""
 
@@ -64,6 +115,7 @@ class SubprocessAdapter:
                 info.crashed = True
 
     async def _converse(self, child: _Child, session: AdapterSession) -> None:
+        guard = _FloodGuard(session)
         await child.send(
             {
                 "type": "start",
@@ -81,7 +133,7 @@ class SubprocessAdapter:
                     if message is None:
                         session.crash(f"exited before ready (exit code {await child.wait_exit()}): {child.stderr_tail()}")
                         return
-                    if self._dispatch(message, session) == "ready":
+                    if self._dispatch(message, session, guard) == "ready":
                         break
         except TimeoutError:
             session.crash(f"no ready within {READY_TIMEOUT_S:.0f} s")
@@ -94,7 +146,7 @@ class SubprocessAdapter:
                     code = await child.wait_exit()
                     session.crash(f"exited without done (exit code {code}): {child.stderr_tail()}")
                     return
-                if self._dispatch(message, session) == "done":
+                if self._dispatch(message, session, guard) == "done":
                     break
         except AdapterProtocolError as exc:
             session.crash(f"protocol error: {exc}")
@@ -117,25 +169,28 @@ class SubprocessAdapter:
         except (BrokenPipeError, ConnectionResetError):
             return  # the reader sees the exit and records it
 
-    def _dispatch(self, message: dict[str, Any], session: AdapterSession) -> str | None:
+    def _dispatch(self, message: dict[str, Any], session: AdapterSession, guard: _FloodGuard | None = None) -> str | None:
         kind = message.get("type")
+        if guard is not None and not guard.admit(str(kind)):
+            return None
         try:
             if kind == "ready":
                 session.ready(str(message.get("client", self.name)), message.get("version"), message.get("caps"))
             elif kind == "submitted":
                 session.submitted(str(message["task_id"]), str(message["prompt_id"]))
             elif kind == "result":
+                detail = message.get("detail")
                 session.result(
-                    str(message["task_id"]),
-                    str(message["outcome"]),
-                    outputs=message.get("outputs"),
-                    detail=message.get("detail"),
+                    str(message["task_id"])[:MAX_DETAIL_CHARS],
+                    str(message["outcome"])[:MAX_DETAIL_CHARS],
+                    outputs=_bounded_outputs(message.get("outputs"), session),
+                    detail=None if detail is None else str(detail)[:MAX_DETAIL_CHARS],
                     prompt_id=message.get("prompt_id"),
                 )
             elif kind == "note":
                 session.note(str(message.get("text", "")))
             elif kind == "stats":
-                session.stats(dict(message.get("counters") or {}))
+                session.stats(_bounded_counters(dict(message.get("counters") or {})))
             elif kind == "done":
                 session.done()
             else:

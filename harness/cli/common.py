@@ -47,7 +47,7 @@ def configure_logging(verbosity: int) -> None:
 
     from comfy_chaos.harness.eventlog import configure
 
-    configure([logging.ERROR, logging.WARNING, logging.INFO][min(verbosity, 2)] if verbosity < 3 else logging.DEBUG)
+    configure([logging.ERROR, logging.INFO, logging.DEBUG][min(verbosity, 2)])
 
 
 # --- options -------------------------------------------------------------------------------
@@ -65,7 +65,8 @@ def add_scale_and_output_options(parser: argparse.ArgumentParser) -> None:
                         help="where to write the report (default comfy-chaos-report; replay and bench: "
                         "comfy-chaos-replay, comfy-chaos-bench)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log to stderr: -v warnings, -vv info, -vvv debug (default: errors only)")
+                        help="show each run's events on stderr: -v the events (server, faults, Toxiproxy, runner, "
+                        "client), -vv also debug detail (default: errors only)")
 
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:
@@ -84,8 +85,11 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_time_scale(prog: str, time_scale: float | None) -> None:
-    if time_scale is not None and not time_scale > 0:
-        raise UsageError(f"{prog}: --time-scale: expected a number > 0, got {time_scale}")
+    from comfy_chaos.harness.scenario import MAX_TIME_SCALE, MIN_TIME_SCALE
+
+    if time_scale is not None and not MIN_TIME_SCALE <= time_scale <= MAX_TIME_SCALE:
+        raise UsageError(f"{prog}: --time-scale: expected a number in [{MIN_TIME_SCALE:g}, {MAX_TIME_SCALE:g}], "
+                         f"got {time_scale}")
 
 
 def report_dir(args: argparse.Namespace, command: str) -> Path:
@@ -225,9 +229,8 @@ def execute(
     or started is a configuration error (UsageError)."""
     from comfy_chaos.harness.batch import run_batch
     from comfy_chaos.harness.cli.progress import Progress
-    from comfy_chaos.harness.toxiproxy.backend import BackendError
-
     from comfy_chaos.harness.shutdown import Interrupted, run_guarded
+    from comfy_chaos.harness.toxiproxy.backend import BackendError
 
     progress = Progress(total=len(jobs), stream=sys.stdout)
     try:

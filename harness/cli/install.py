@@ -18,7 +18,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.adapters import AdapterError, load_adapter, subprocess_registry
+    from comfy_chaos.harness.adapters import (
+        AdapterError,
+        load_adapter,
+        subprocess_registry,
+    )
     from comfy_chaos.harness.adapters.setup import SetupError, run_setup
 
     registry = subprocess_registry()

@@ -42,6 +42,12 @@ def finish(results: list[Any], args: argparse.Namespace, out: Path, *, run: dict
         print(f"{len(broken)} scenario file(s) could not be loaded: " + ", ".join(str(e.path) for e in broken))
     path = write_report(results, out, run)
     print(f"comfy-chaos: report written to {out / 'index.html'} and {path}")
+    return decide(results, args, broken)
+
+
+def decide(results: list[Any], args: argparse.Namespace, broken: Sequence[Any] = ()) -> int:
+    """JUnit XML, the baseline gate and baseline writing; the exit code (3 if a scenario
+    file was broken, whatever the gate said)."""
     if args.junitxml:
         from comfy_chaos.harness.junit import junit_xml, write_junit
 

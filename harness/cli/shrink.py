@@ -3,7 +3,6 @@ regression written, 2 when the failure does not reproduce on every replay, 3 on 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from comfy_chaos.harness.cli import common
@@ -44,9 +43,8 @@ def run(args: argparse.Namespace) -> int:
             return await shrink(scenario, args.client, seed=args.seed, harness=harness, replays=args.replays,
                                 time_scale=args.time_scale, progress=lambda line: print(line, flush=True))
 
-    from comfy_chaos.harness.toxiproxy.backend import BackendError
-
     from comfy_chaos.harness.shutdown import Interrupted, run_guarded
+    from comfy_chaos.harness.toxiproxy.backend import BackendError
 
     try:
         result = run_guarded(go())

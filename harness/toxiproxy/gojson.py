@@ -13,7 +13,19 @@ import struct
 from decimal import Decimal
 from typing import Any
 
-_DECODER = json.JSONDecoder()
+class _NotJSON(ValueError):
+    """`NaN`, `Infinity` or `-Infinity`: Python's decoder accepts them, JSON (and Go) do not."""
+
+    def __init__(self, constant: str) -> None:
+        super().__init__(constant)
+        self.constant = constant
+
+
+def _refuse_constant(constant: str) -> Any:
+    raise _NotJSON(constant)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 class Float32(float):
@@ -73,6 +85,12 @@ def loads(body: bytes) -> Any:
         raise GoJSONError("EOF")
     try:
         value, _ = _DECODER.raw_decode(stripped)
+    except _NotJSON as exc:  # Go: `NaN` and `Infinity` are bad values, `-Infinity` a bad number
+        if exc.constant == "-Infinity":
+            raise GoJSONError("invalid character 'I' in numeric literal") from None
+        raise GoJSONError(f"invalid character {exc.constant[0]!r} looking for beginning of value") from None
+    except RecursionError:  # Go's decoder stops at 10,000 levels; Python's parser sooner
+        raise GoJSONError("exceeded max depth") from None
     except json.JSONDecodeError as exc:
         if exc.pos >= len(stripped.rstrip(" \t\r\n")) or exc.msg.startswith("Unterminated string"):
             raise GoJSONError("unexpected EOF") from None

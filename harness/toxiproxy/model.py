@@ -122,6 +122,8 @@ def _decode_str(value: Any, where: str) -> str:
 def _decode_float32(value: Any, where: str) -> Float32:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _unmarshal_error(value, where, "float32")
+    if isinstance(value, float) and not math.isfinite(value):  # 1e999 parses as inf here; Go refuses it
+        raise _unmarshal_error(value, where, "float32")
     try:
         return to_float32(float(value))
     except OverflowError:  # beyond float32: Go's decoder reports the number as unmarshalable

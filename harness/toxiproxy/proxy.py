@@ -15,7 +15,10 @@ log = structlog.get_logger(__name__)
 
 
 async def resolve_address(address: str) -> tuple[str, int]:
-    """Resolve ``host:port`` to (ip, port) like Go's ``net.ResolveTCPAddr``; ApiError 500 if not."""
+    """Resolve ``host:port`` to (ip, port) like Go's ``net.ResolveTCPAddr``; ApiError 500 if not.
+    An empty address is Go's `net.Listen("tcp", "")`: all interfaces, a port the OS picks."""
+    if address == "":
+        return "", 0
     try:
         host, port = split_host_port(address)
     except ValueError as exc:
@@ -65,6 +68,10 @@ class Proxy:
         self.lock = asyncio.Lock()
         self._server: asyncio.Server | None = None
         self._dialing: set[asyncio.Task[Any]] = set()
+        # Set once the API has forgotten this proxy (deleted, or replaced by populate): a
+        # request that found it earlier (a concurrent reset or update) must not start a
+        # listener nobody can see or stop any more.
+        self.retired = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,7 +94,7 @@ class Proxy:
         return resolved_text(ip, port) != self.listen or upstream != self.upstream
 
     async def start(self) -> None:
-        if self.enabled:
+        if self.enabled or self.retired:
             return
         ip, port = await resolve_address(self.listen)
         sock = _bind(ip, port)

@@ -217,11 +217,17 @@ class ToxiproxyServer:
 
     async def _populate_one(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
         existing = self.proxies.get(name)
-        if existing is not None:
-            async with existing.lock:
-                if not await existing.differs(listen, upstream):
-                    return existing
-                await existing.stop()
+        if existing is None:
+            return await self._register_new(name, listen, upstream, enabled)
+        async with existing.lock:  # held until replaced: a concurrent reset cannot restart it
+            if not await existing.differs(listen, upstream):
+                return existing
+            await existing.stop()
+            proxy = await self._register_new(name, listen, upstream, enabled)  # fails: old stays, disabled
+            existing.retired = True
+            return proxy
+
+    async def _register_new(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
         proxy = Proxy(name, listen, upstream, self.rng)
         if enabled:
             await proxy.start()
@@ -251,6 +257,7 @@ class ToxiproxyServer:
         async with self._lock:
             proxy = self._proxy(name)
             del self.proxies[name]
+            proxy.retired = True
         async with proxy.lock:
             await proxy.stop()
         log.info("toxiproxy.proxy.deleted", proxy=name)

@@ -5,7 +5,7 @@ import asyncio
 import socket
 
 import pytest
-from client_helpers import RUNTIME_ERROR, basic, ledger_images
+from .client_helpers import RUNTIME_ERROR, basic, ledger_images
 from structlog.testing import capture_logs
 
 from comfy_chaos.client import ClientConfig, ComfyClient, ComfyUnavailable, PromptRejected

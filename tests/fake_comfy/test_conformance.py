@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tracereplay import TRACES, HttpExchange, Replayer, collapse_runs, load
+from .tracereplay import TRACES, HttpExchange, Replayer, collapse_runs, load
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 

@@ -5,11 +5,11 @@ import json
 from typing import Any
 
 import pytest
-from fakehelp import W_BASIC
 
 from comfy_chaos.fake_comfy.core import HISTORY_LAG, ComfyCore, Step
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
 from comfy_chaos.fake_comfy.ledger import Ledger, tag_workflow
+from comfy_chaos.fake_comfy.testing import W_BASIC
 from comfy_chaos.fake_comfy.wire import OutFrame
 
 

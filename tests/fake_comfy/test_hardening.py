@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakehelp import finished, receive_json_until
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.testing import finished, receive_json_until
 
 
 def _latent(prefix: str) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from fakehelp import W_BASIC, finished, receive_json_until
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 from comfy_chaos.fake_comfy.events import ServerEvent
+from comfy_chaos.fake_comfy.testing import W_BASIC, finished, receive_json_until
 from comfy_chaos.fake_comfy.wire import OutFrame, WsConn
 
 SLOW = {

@@ -61,7 +61,7 @@ def test_fault_specs_are_parsed_with_the_fault_layer_model() -> None:
             "faults:\n  - kind: drop\n  - kind: drop\n  - kind: drop\n    probability: 1.5\n",
             "faults[2].probability: expected a number in [0, 1], got 1.5 (line 5)",
         ),
-        ("workload: {tasks: 0}\n", "workload.tasks: expected an integer >= 1, got 0 (line 1)"),
+        ("workload: {tasks: 0}\n", "workload.tasks: expected an integer in [1, 20000], got 0 (line 1)"),
         ("deadline: soon\n", 'deadline: expected a number, got "soon" (line 1)'),
         ("clients: 1.5\n", "clients: expected an integer, got 1.5 (line 1)"),
         ("expect: {hang: maybe}\n", 'expect.hang: expected true or false, got "maybe" (line 1)'),

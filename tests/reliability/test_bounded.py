@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from relhelp import snapshot
+from .relhelp import snapshot
 
 from comfy_chaos.harness.runner import CANCEL_TIMEOUT_S, Harness
 from comfy_chaos.harness.scenario import load_scenario, parse_scenario

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relhelp import PrivateLoop
+from .relhelp import PrivateLoop
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relhelp import PrivateLoop
+from .relhelp import PrivateLoop
 
 from comfy_chaos.harness.toxiproxy.server import ToxiproxyServer
 

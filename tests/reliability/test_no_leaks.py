@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from relhelp import snapshot
+from .relhelp import snapshot
 
 from comfy_chaos.harness.runner import Harness
 from comfy_chaos.harness.scenario import load_scenario, parse_scenario

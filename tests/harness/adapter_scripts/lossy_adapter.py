@@ -62,3 +62,28 @@ class LateDuplicateAdapter:
         args, kwargs = last["t0"]
         session.result("t0", *args, **kwargs)
         session.done()
+
+
+class ContradictsAfterJudgementAdapter:
+    """The naive client, except that t0 is first reported failed ("ended expired") and,
+    a second after the run was judged, finished: a second, contradictory callback."""
+
+    name = "contradicts-late"
+    scalable = True
+
+    async def run(self, session: AdapterSession) -> None:
+        real: dict[str, Any] = {}
+
+        class _FailFirst(_LossySession):
+            def result(self, task_id: str, *args: Any, **kwargs: Any) -> None:
+                if task_id == "t0":
+                    real["t0"] = (args, kwargs)
+                    self._session.result("t0", "error", detail="ended expired")
+                    return
+                self._session.result(task_id, *args, **kwargs)
+
+        await NaiveAdapter().run(_FailFirst(session))  # type: ignore[arg-type]
+        await asyncio.sleep(1.0)  # the late callback is the behaviour under test, not a sync
+        args, kwargs = real["t0"]
+        session.result("t0", *args, **kwargs)
+        session.done()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from toxiproxy_helpers import (
+from .toxiproxy_helpers import (
     WAIT,
     Api,
     Upstream,

@@ -7,11 +7,10 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from fakeserve import connect, is_final, submit, variant
-from rawws import CLOSE
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
+from comfy_chaos.fake_comfy.testing import CLOSE, connect, is_final, submit, variant
 
 SERVER_SEED = 7
 HALF = 0.5

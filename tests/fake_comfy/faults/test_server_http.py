@@ -6,8 +6,7 @@ import json
 
 import aiohttp
 import pytest
-from fakeserve import connect, run_prompt, serving, submit
-from rawws import raw_http_get
+from comfy_chaos.fake_comfy.testing import W_BASIC, connect, raw_http_get, run_prompt, serving, submit
 
 
 async def wait_fired(engine, index: int = 0) -> None:
@@ -77,8 +76,6 @@ async def test_prompt_response_lost_but_prompt_queued_and_run() -> None:
     async with serving([{"kind": "prompt_response_lost"}]) as (server, engine):
         await wait_fired(engine)
         from comfy_chaos.fake_comfy.ledger import tag_workflow
-        from fakeserve import W_BASIC
-
         async with aiohttp.ClientSession() as http:
             with pytest.raises(aiohttp.ClientError):
                 async with http.post(f"{server.base_url}/api/prompt",
@@ -142,8 +139,6 @@ async def test_prompt_queued_5xx_queues_and_runs_but_answers_500() -> None:
     async with serving([{"kind": "prompt_queued_5xx", "params": {"status": 502, "body": "html"}}]) as (server, engine):
         await wait_fired(engine)
         from comfy_chaos.fake_comfy.ledger import tag_workflow
-        from fakeserve import W_BASIC
-
         async with aiohttp.ClientSession() as http:
             body = json.dumps({"prompt": tag_workflow(W_BASIC, "t7"), "client_id": "c7"})
             async with http.post(f"{server.base_url}/prompt", data=body) as resp:
@@ -229,8 +224,6 @@ async def test_prompt_queued_5xx_knows_an_anonymous_client_by_the_prompt_it_queu
     async with serving([{"kind": "prompt_queued_5xx"}]) as (server, engine):
         await wait_fired(engine)
         from comfy_chaos.fake_comfy.ledger import tag_workflow
-        from fakeserve import W_BASIC
-
         async with aiohttp.ClientSession() as http:
             big = json.dumps({"prompt": tag_workflow(W_BASIC, "t8"), "client_id": "anon", "pad": "x" * (2 << 20)})
             async with http.post(f"{server.base_url}/prompt", data=big) as resp:  # body too big to peek

@@ -1,4 +1,4 @@
-"""Helpers shared by the fake server tests."""
+"""Read ComfyUI's JSON frames from an aiohttp WebSocket until a condition holds."""
 from __future__ import annotations
 
 import asyncio
@@ -7,17 +7,7 @@ from typing import Any, Callable
 
 import aiohttp
 
-from comfy_chaos.fake_comfy.core import dumps
-
-__all__ = ["W_BASIC", "dumps", "finished", "receive_json_until"]
-
-W_BASIC: dict[str, Any] = {
-    "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 3368601}},
-    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "t/basic"}},
-    "4": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
-}
-
+__all__ = ["finished", "receive_json_until"]
 
 async def receive_json_until(ws: aiohttp.ClientWebSocketResponse, done: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> list[dict[str, Any]]:
     """Collect JSON text frames until `done(message)` is true (bounded)."""
@@ -35,4 +25,5 @@ async def receive_json_until(ws: aiohttp.ClientWebSocketResponse, done: Callable
 
 
 def finished(prompt_id: str) -> Callable[[dict[str, Any]], bool]:
+    """True for the `executing` frame with node null that ends `prompt_id`."""
     return lambda m: m["type"] == "executing" and m["data"].get("node") is None and m["data"].get("prompt_id") == prompt_id

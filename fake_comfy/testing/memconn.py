@@ -1,4 +1,5 @@
-"""An in-memory `WsConn` and a recorded ComfyUI frame stream, for engine tests without a server."""
+"""An in-memory `WsConn`, fault ledger and server, and recorded ComfyUI frame streams: drive
+`FaultEngine` without sockets."""
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +9,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from comfy_chaos.fake_comfy.wire import OutFrame
-
-TRACES = Path(__file__).resolve().parents[1] / "data" / "comfyui-traces"
-
 
 @dataclass
 class MemConn:
@@ -95,10 +93,11 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> Non
             await asyncio.sleep(0)
 
 
-def recorded_frames(name: str = "02-success.jsonl", conn: str = "A", task_id: str = "t0") -> list[OutFrame]:
-    """The server→client text frames of one connection of a recorded real-ComfyUI trace."""
+def recorded_frames(trace: Path, conn: str = "A", task_id: str = "t0") -> list[OutFrame]:
+    """The server→client text frames of one connection of a recorded real-ComfyUI trace
+    (a JSON-lines file in the format of tests/data/comfyui-traces)."""
     frames = []
-    for line in (TRACES / name).read_text().splitlines():
+    for line in trace.read_text().splitlines():
         event = json.loads(line)
         if event["kind"] != "ws-text" or event["dir"] != "server->client" or event["conn"] != conn:
             continue

@@ -2,20 +2,22 @@
 with a hand-driven clock, no sockets, no event loop."""
 from __future__ import annotations
 
+from pathlib import Path
 import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from memconn import recorded_frames
 
 from comfy_chaos.fake_comfy.events import ServerEvent
 from comfy_chaos.fake_comfy.faults import FaultSchedule
 from comfy_chaos.fake_comfy.faults.decisions import Binary, ConnInfo, RawText, RequestInfo, SendFrames, Text
 from comfy_chaos.fake_comfy.faults.planner import FaultPlanner
 from comfy_chaos.fake_comfy.faults.triggers import type_matches
+from comfy_chaos.fake_comfy.testing import recorded_frames
 
-FRAMES = recorded_frames()
+TRACE = Path(__file__).resolve().parents[2] / "data" / "comfyui-traces" / "02-success.jsonl"
+FRAMES = recorded_frames(TRACE)
 TYPES = sorted({f.message_type for f in FRAMES}) + ["executing:null", "final"]
 CONN = ConnInfo(1, "c0")
 

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-import toxiproxy_helpers
-from toxiproxy_helpers import Api, Upstream, connect, read_until_end, unique
+from . import toxiproxy_helpers
+from .toxiproxy_helpers import Api, Upstream, connect, read_until_end, unique
 
 ERROR_TYPE = "text/plain; charset=utf-8"
 

@@ -12,7 +12,7 @@ from comfy_chaos.harness.scenario import load_scenario
 from comfy_chaos.harness.scoring import score
 
 HERE = Path(__file__).parent
-SCENARIOS = HERE.parents[1] / "scenarios"
+SCENARIOS = HERE.parents[2] / "scenarios"
 
 
 def test_every_fault_kind_is_in_the_library() -> None:
@@ -54,9 +54,8 @@ async def test_one_shot_history_500_reaches_a_slow_polling_client(
         record = await harness.run(load_scenario(SCENARIOS / "http" / "history-500-after-completion.yaml"),
                                    "py:polling_adapter:PollingAdapter")
     result = score(record)
-    (entry,) = [e for e in record.fault_log if e["kind"] == "http_error"]
-    assert entry["reached"] and entry["target_kind"] == "http"
-    assert entry["target_client_id"] == next(iter(record.ledger["prompts"].values()))["client_id"]
-    assert any("/history answered 500" in r.get("detail", "") or "/history answered 500" in (r.get("text") or "")
-               for r in record.reports if r["type"] == "note"), record.reports
+    (entry,) = [e for e in record.fault_log if e.kind == "http_error"]
+    assert entry.reached and entry.target_kind == "http"
+    assert entry.target_client_id == next(iter(record.ledger.prompts.values())).client_id
+    assert any("/history answered 500" in (r.detail or "") for r in record.reports if r.type == "note"), record.reports
     assert result.verdict == "pass", result.reasons

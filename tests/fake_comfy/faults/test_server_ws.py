@@ -6,8 +6,7 @@ import ast
 import json
 
 import pytest
-from fakeserve import connect, run_prompt, serving, text_types
-from rawws import BINARY, CLOSE, PING, PONG, TEXT, Refused
+from comfy_chaos.fake_comfy.testing import BINARY, CLOSE, PING, PONG, TEXT, connect, Refused, run_prompt, serving, submit, text_types
 
 ON_SUCCESS = {"on": "message", "type": "execution_success"}
 
@@ -138,8 +137,6 @@ async def test_drop_completion_messages() -> None:
 
 
 async def run_prompt_until_status_zero(server, ws):
-    from fakeserve import submit
-
     await submit(server)
     seen = []
     while True:
@@ -197,8 +194,6 @@ async def test_silent_window_sends_nothing() -> None:
         ws = await connect(server)
         try:
             await ws.recv()
-            from fakeserve import submit
-
             await submit(server)
             frames = []
             while True:

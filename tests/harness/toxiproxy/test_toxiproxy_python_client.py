@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-import toxiproxy_helpers
-from toxiproxy_helpers import unique
+from . import toxiproxy_helpers
+from .toxiproxy_helpers import unique
 
 WAIT = 10.0
 

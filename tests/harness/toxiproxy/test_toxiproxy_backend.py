@@ -13,8 +13,8 @@ import comfy_chaos.harness as harness
 from comfy_chaos.harness.toxiproxy import ToxiproxyControl, ToxiproxyError, resolve_backend
 from comfy_chaos.harness.toxiproxy.backend import Backend, BackendError
 from comfy_chaos.harness.toxiproxy.network import ProxyNetwork
-import toxiproxy_helpers
-from toxiproxy_helpers import Upstream, connect, round_trip, unique
+from . import toxiproxy_helpers
+from .toxiproxy_helpers import Upstream, connect, round_trip, unique
 
 REPO_ROOT = Path(harness.__file__).resolve().parent.parent
 LOCAL = ProxyNetwork()  # servers started by these tests are on loopback, whatever TOXIPROXY_URL says

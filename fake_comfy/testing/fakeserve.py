@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from rawws import CLOSE, Frame, RawWs
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 from comfy_chaos.fake_comfy.ledger import tag_workflow
+from comfy_chaos.fake_comfy.testing.rawws import CLOSE, Frame, RawWs
 
 W_BASIC: dict[str, Any] = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 3368601}},
