@@ -11,6 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from comfy_chaos.fake_comfy import FakeComfy
+from comfy_chaos.fake_comfy.ledger import tag_workflow
+from comfy_chaos.harness import workflows
+from comfy_chaos.harness.adapters.base import AdapterSession, Task
+
+from .test_subprocess_adapters import (  # noqa: F401 - server, slow_server are fixtures
     BASIC_AND_ERROR,
     RUN_TIMEOUT_S,
     SEED,
@@ -24,13 +30,6 @@ from typing import Any
     server,
     slow_server,
 )
-
-from comfy_chaos.fake_comfy import FakeComfy
-from comfy_chaos.fake_comfy.ledger import tag_workflow
-from comfy_chaos.harness import workflows
-from comfy_chaos.harness.adapters.base import AdapterSession, Task
-
-from .test_subprocess_adapters import (  # noqa: F401  (server, slow_server: fixtures)
 
 
 async def test_comfykit_reports_history_outcome_prompt_id_and_outputs(slow_server: FakeComfy) -> None:
