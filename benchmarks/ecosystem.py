@@ -135,6 +135,21 @@ def first_reason(result: dict[str, Any]) -> str:
     return chosen.replace("|", "\\|").replace("\n", " ")[:220]
 
 
+def cell_cause(result: dict[str, Any]) -> str:
+    """Where a failure comes from: a fault-free scenario, or the control-run attribution
+    (results.json schema 2: `attribution`, `clean_run_bug`) of a faulted one."""
+    if fault_free(result):
+        return "clean run"
+    attribution = result.get("attribution")
+    if attribution == "clean_run":
+        return "faults; fails without them too"
+    if attribution == "fault":
+        return "faults (caused by them)" + ("; also a clean-run bug" if result.get("clean_run_bug") else "")
+    if attribution == "unattributed":
+        return "faults (no control run)"
+    return "faults"
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -196,7 +211,9 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
     out.append("\n## Reliability summary\n")
     out.append(
         "Fault-free scenarios are `baseline/*` (no fault scheduled): a failure there is a **clean-run "
-        "bug**, the client fails without any chaos. Fault cells are the rest. Latency is report time − "
+        "bug**, the client fails without any chaos. Fault cells are the rest; where results.json carries "
+        "the control-run attribution (schema 2), a failed fault cell says whether the faults caused it "
+        "or the client fails the same workload without them. Latency is report time − "
         "server completion (scenario seconds, over all tasks of all runs); overhead is HTTP requests and "
         "reconnects per task and the adapter's CPU seconds per task.\n"
     )
@@ -208,10 +225,13 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
         tasks = sum(metric(r, "tasks") for r in mine) or 1.0
         latencies = [t["latency"] for r in mine for t in r.get("tasks") or [] if isinstance(t.get("latency"), (int, float))]
         verdicts = Counter(r.get("verdict") for r in faulty)
+        causes = Counter(r.get("attribution") for r in faulty if r.get("verdict") == "fail")
+        split = (f"; {causes['fault'] + causes['unattributed']} by the faults, {causes['clean_run']} fail without them"
+                 if causes["fault"] + causes["clean_run"] else "")
         rows.append([
             f"`{client}`",
             f"{sum(r.get('verdict') == 'pass' for r in clean)}/{len(clean)}",
-            f"{verdicts['pass']}/{len(faulty)} ({verdicts['fail']} fail, {verdicts['inconclusive']} inconcl.)",
+            f"{verdicts['pass']}/{len(faulty)} ({verdicts['fail']} fail{split}, {verdicts['inconclusive']} inconcl.)",
             str(int(sum(metric(r, "lost") for r in mine))),
             str(int(sum(metric(r, "wrong_outcome") + metric(r, "wrong_outputs") + metric(r, "contradictory") for r in mine))),
             str(int(sum(metric(r, "indeterminate") for r in mine))),
@@ -264,10 +284,7 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
                 verdict, text = note.get("verdict", "?"), note.get("note", "")
             if verdict == "harness":
                 harness_cells.append((scenario, client, first_reason(r), text))
-            attribution = r.get("attribution")
-            where = "clean run" if fault_free(r) else "faults"
-            if isinstance(attribution, str):
-                where += f" ({attribution})"
+            where = cell_cause(r)
             rows.append([f"`{scenario}`", where, ", ".join(problems(r)), first_reason(r), f"**{verdict}**: {text}".rstrip(": ")])
         out.append(table(["scenario", "where", "scorer", "harness says", "inspection"], rows))
 

@@ -53,7 +53,7 @@ def test_page_separates_clean_runs_and_prints_every_failed_cell(tmp_path: Path) 
     results = [
         result("clean", "lib-a", "fail", lost=1),
         result("drop", "lib-a", "fail", faults=1, wrong_outputs=2),
-        result("reset", "lib-a", "fail", faults=1, crash=True),
+        {**result("reset", "lib-a", "fail", faults=1, crash=True), "attribution": "clean_run", "clean_run_bug": True},
         result("passing", "lib-a", "pass", faults=1),
         result("clean", "lib-b", "pass"),
     ]
@@ -63,10 +63,10 @@ def test_page_separates_clean_runs_and_prints_every_failed_cell(tmp_path: Path) 
 
     assert "`python benchmarks/ecosystem.py`" in text.splitlines()[2]
     summary = next(line for line in text.splitlines() if line.startswith("| `lib-a` |") and "/1" in line)
-    assert "| 0/1 | 1/3 (2 fail, 0 inconcl.) |" in summary, summary
+    assert "| 0/1 | 1/3 (2 fail; 0 by the faults, 1 fail without them, 0 inconcl.) |" in summary, summary
     assert "| `clean` | clean run | lost 1 | t1 (prompt abc…) clean story for lib-a | **client**: X1 on a clean run |" in text
     assert "| `drop` | faults | wrong outputs 2 |" in text and "**harness**: the fault never reached it" in text
-    assert "| `reset` | faults | crash |" in text and "**not inspected**" in text
+    assert "| `reset` | faults; fails without them too | crash |" in text and "**not inspected**" in text
     assert "must not appear" not in text
     assert "- **X1** the bug, precisely" in text
     assert "`drop` × `lib-a`: the harness said" in text
