@@ -298,6 +298,8 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
         out.extend(f"- **{bug_id}** {text.strip()}\n" for bug_id, text in bugs.items())
 
     out.append("\n## Harness false failures found here\n")
+    if notes.get("harness_context"):
+        out.append(notes["harness_context"].strip() + "\n")
     listed = notes.get("harness_false_failures", [])
     if not harness_cells and not listed:
         out.append("None in this run.\n")
