@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from comfy_chaos.fake_comfy.wire import OutFrame
 
+
 @dataclass
 class MemConn:
     """Records every action the fault layer takes on the socket, in order."""

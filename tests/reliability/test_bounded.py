@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from .relhelp import snapshot
 
+from comfy_chaos.fake_comfy.testing.resources import snapshot
 from comfy_chaos.harness.runner import CANCEL_TIMEOUT_S, Harness
 from comfy_chaos.harness.scenario import load_scenario, parse_scenario
 from comfy_chaos.harness.suite import run_one
