@@ -28,8 +28,8 @@ class Resources:
             out.append(f"file descriptors {self.fds} → {later.fds}: {_fd_targets()}")
         if extra := sorted(set(later.children) - set(self.children)):
             out.append(f"child processes left: {[_cmdline(pid) for pid in extra]}")
-        if extra := sorted(set(later.listening) - set(self.listening)):
-            out.append(f"listening sockets left: {extra}")
+        if sockets := sorted(set(later.listening) - set(self.listening)):
+            out.append(f"listening sockets left: {sockets}")
         if len(later.tasks) > len(self.tasks):
             out.append(f"asyncio tasks {len(self.tasks)} → {len(later.tasks)}: {sorted(later.tasks)}")
         return out

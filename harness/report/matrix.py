@@ -56,7 +56,7 @@ class Cell:
 
     @property
     def p95(self) -> float | None:
-        values = [r.metrics.get("latency_p95") for r in self.results if r.metrics.get("latency_p95") is not None]
+        values: list[float] = [v for r in self.results if (v := r.metrics.get("latency_p95")) is not None]
         return max(values) if values else None
 
     def label(self) -> str:
