@@ -87,7 +87,7 @@ class MemServer:
         self.restarted.set()
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     """Yield to the loop until `condition()` holds (bounded)."""
     async with asyncio.timeout(timeout):
         while not condition():

@@ -43,6 +43,7 @@ def build(tasks: list[dict]) -> dict:
     return record(prompts, reports, tasks=len(tasks), t_end=10.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(task_strategy, min_size=1, max_size=6))
 def test_scorer_invariants(tasks: list[dict]) -> None:

@@ -21,6 +21,8 @@ from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 
 from .relhelp import PrivateLoop
 
+pytestmark = pytest.mark.slow  # hundreds of hypothesis examples against a server
+
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20)

@@ -23,6 +23,8 @@ from comfy_chaos.harness.toxiproxy.server import ToxiproxyServer
 
 from .relhelp import PrivateLoop
 
+pytestmark = pytest.mark.slow  # hundreds of hypothesis examples against a server
+
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**65), 2**65) | st.floats(allow_nan=False) | st.text(max_size=12)
