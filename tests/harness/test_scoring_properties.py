@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .scoring_records import outputs_for, prompt, record, result, submitted
 
 from comfy_chaos.harness.results import TASK_CLASSES, ScenarioResult
 from comfy_chaos.harness.scoring import PRIMARY_ORDER, score
+
+from .scoring_records import outputs_for, prompt, record, result, submitted
 
 FINISHED = ("success", "error", "interrupted")
 

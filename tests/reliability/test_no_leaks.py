@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from comfy_chaos.fake_comfy.testing.resources import snapshot
 from comfy_chaos.harness.runner import Harness
 from comfy_chaos.harness.scenario import load_scenario, parse_scenario
