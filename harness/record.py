@@ -280,6 +280,8 @@ class AdapterInfo:
     ended: str | None = None
     ended_at: float | None = None  # clock time it ended (or was killed)
     scalable: bool | None = None  # what its `ready` line said (None: nothing)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """Browser clients: [{kind: "screenshot", label, t, src: data URI}] for the report."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AdapterInfo:
@@ -383,6 +385,7 @@ class RunRecord:
     """`harness.starvation.Starvation.to_dict()`: how late the event loop ran during the run."""
     warnings: list[str] = field(default_factory=list)
     """What the report should say without changing the verdict (fixed timers, …)."""
+    comfyui_version: str = ""  # the protocol profile the fake server ran (fake_comfy.profiles)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -422,4 +425,5 @@ class RunRecord:
             inconclusive=[str(x) for x in data.get("inconclusive") or ()],
             starvation=_mapping(data["starvation"]) if isinstance(data.get("starvation"), Mapping) else None,
             warnings=[str(x) for x in data.get("warnings") or ()],
+            comfyui_version=str(data.get("comfyui_version") or ""),
         )

@@ -26,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     clients = common.chosen_clients(args, ["reference"])
     options = common.harness_options(args, clients)
     common.configure_logging(args.verbose)
-    jobs = [(entry.scenario, client) for entry in selection.chosen for client in clients]
+    from comfy_chaos.harness.comfyui_version import with_version
+
+    jobs = [(with_version(entry.scenario, args.comfyui_version), client) for entry in selection.chosen for client in clients]
     print(f"comfy-chaos: {len(selection.chosen)} scenarios × {len(clients)} clients = {len(jobs)} runs, -j {args.jobs}"
           + (f" ({selection.skipped_slow} slow scenarios skipped; --run-slow to include)" if selection.skipped_slow else ""),
           flush=True)
