@@ -271,7 +271,7 @@ class _Child:
         self.cpu_s = usage.ru_utime + usage.ru_stime
         exited = self._exited
         if exited is not None:
-            loop.call_soon_threadsafe(lambda: exited.done() or exited.set_result(None))
+            loop.call_soon_threadsafe(_resolve, exited)
 
     async def _drain_stderr(self, reader: asyncio.StreamReader) -> None:
         while chunk := await reader.read(65536):
@@ -341,6 +341,11 @@ class _Child:
         for pipe in (self._proc.stdout, self._proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def python_command(*args: str) -> list[str]:
