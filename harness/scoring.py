@@ -40,6 +40,7 @@ FINAL_OUTCOMES = ("success", "error", "interrupted")
 PRIMARY_ORDER = (
     TaskClass.PHANTOM,
     TaskClass.CONTRADICTORY,
+    TaskClass.STUCK_UI,
     TaskClass.LOST,
     TaskClass.INDETERMINATE,
     TaskClass.WRONG_OUTCOME,
@@ -58,6 +59,7 @@ PROBLEM_BARS = {
     "wrong_outputs": TaskClass.WRONG_OUTPUTS,
     "indeterminate": TaskClass.INDETERMINATE,
     "contradictory": TaskClass.CONTRADICTORY,
+    "stuck_ui": TaskClass.STUCK_UI,
 }
 """`expect:` bar → the problem class it limits."""
 
@@ -274,6 +276,38 @@ class _Scoring:
             else:
                 target.results.append(report)
         return dict(sorted(tasks.items(), key=lambda kv: task_sort_key(kv[0])))
+
+    def shown_running(self) -> dict[str, float]:
+        """UI clients (docs/browser.md): the tasks the page still showed running in its last
+        `ui` report at or before the judgement, each with the moment since when it had been
+        shown running without a break."""
+        since: dict[str, float] = {}
+        for report in sorted((r for r in self.rec.reports if r.type == "ui"), key=lambda r: r.t):
+            if report.t > self.t_end:
+                break
+            running = {str(task_id) for task_id in report.extra.get("running") or []}
+            since = {task_id: since.get(task_id, report.t) for task_id in running}
+        return since
+
+    def mark_stuck_ui(self, scores: dict[str, TaskScore]) -> None:
+        """A task the server finished that the page still showed running at the judgement is
+        `stuck_ui` (instead of `lost` when it was never reported), with how long."""
+        since = self.shown_running()
+        end = self.rel0(self.t_end)
+        for score in scores.values():
+            started = since.get(score.task_id)
+            if started is None or score.completed_at is None or score.server_outcome not in FINAL_OUTCOMES:
+                continue
+            stuck_from = max(self.rel0(started), score.completed_at)
+            why = (
+                f"stuck UI: the page still showed it running at the judgement, {end - score.completed_at:.1f} s "
+                f"after the server finished it (shown running since {_fmt_t(self.rel0(started))}, "
+                f"stuck from {_fmt_t(stuck_from)})"
+            )
+            problems = {*score.problems, TaskClass.STUCK_UI} - {TaskClass.LOST}
+            score.problems = [c for c in PRIMARY_ORDER if c in problems]
+            score.cls = score.problems[0]
+            score.why = "; ".join(w for w in (why, score.why) if w and w != "never reported")
 
     # --- classification --------------------------------------------------------------------
 
@@ -549,6 +583,7 @@ class _Scoring:
                 last_activity = end
         marks = self.faults(last_activity, spans)
         scores = {tid: self.classify(t, marks) for tid, t in gathered.items()}
+        self.mark_stuck_ui(scores)
         values = list(scores.values())
 
         completed_scores = [s for s in values if s.server_outcome in FINAL_OUTCOMES]
@@ -599,11 +634,17 @@ class _Scoring:
         failures = self.bar_failures(metrics, crash_reports)
         failures += self.slow_burn_failures(metrics, marks)
         inconclusive = self.inconclusive_reasons(metrics, marks, scheduled, fired, last_activity)
+        doubts = self.harness_doubts(failures)
+        if doubts:
+            inconclusive = doubts + [f"it would have failed: {f.line}" for f in failures] + inconclusive
+            failures = []
         verdict = "fail" if failures else ("inconclusive" if inconclusive else "pass")
         attribution, detail, clean_run_bug = self.attribute(verdict, failures, metrics, inconclusive)
 
         source = self.rec.scenario_path or self.scenario.get("source") or self.scenario.get("name") or "?"
         replay = f"comfy-chaos replay {source} --client {self.client} --seed {self.seed}"
+        if self.scenario.get("comfyui_version"):  # set in the file or by --comfyui-version
+            replay += f" --comfyui-version {self.scenario['comfyui_version']}"
         name = str(self.scenario.get("name") or "?")
         reasons: list[str] = []
         if verdict != "pass":
@@ -646,6 +687,7 @@ class _Scoring:
             description=str(self.scenario.get("description") or ""),
             tags=list(self.scenario.get("tags") or []),
             client_ids=dict(self.sid_names),
+            evidence=self.evidence(),
             attribution=attribution.value,
             attribution_detail=detail,
             clean_run_bug=clean_run_bug,
@@ -656,7 +698,17 @@ class _Scoring:
             failures=[f.line for f in failures],
             capabilities_missing=self.capabilities_missing(values),
             client_words=self.client_words(values),
+            comfyui_version=self.rec.comfyui_version,
         )
+
+    def evidence(self) -> list[dict[str, Any]]:
+        """Screenshots a browser client took (docs/browser.md), times made relative to t0."""
+        shots = []
+        for info in self.rec.adapter.instances:
+            for item in getattr(info, "evidence", None) or []:
+                if isinstance(item, Mapping) and item.get("src"):
+                    shots.append({**item, "t": self.rel(item.get("t")), "client_index": info.client_index})
+        return shots
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:
         pid = s.prompt_ids[-1] if s.prompt_ids else None
@@ -697,7 +749,8 @@ class _Scoring:
         adapter = self.rec.adapter
         out: list[Failure] = []
         if metrics["hang"] and not e.get("hang", False):
-            out.append(Failure("hang", self.hang_line()))
+            ended = next((a.ended for a in adapter.instances if a.hung and a.ended), None)
+            out.append(Failure("hang", f"hang: {ended}" if ended else self.hang_line()))
         if metrics["crash"] and not e.get("crash", False):
             detail = next((c.detail for c in crashes if c.detail), None)
             tail = adapter.stderr_tail or next((a.stderr_tail for a in adapter.instances if a.stderr_tail), None)
@@ -721,6 +774,15 @@ class _Scoring:
             out.append(Failure("p95_latency",
                 f"latency p95 {metrics['latency_p95']:.2f} s > expect.p95_latency {float(p95_bar):g} s"))
         return out
+
+    def harness_doubts(self, failures: list[Failure]) -> list[str]:
+        """Why the harness cannot vouch for this run: the runner's own reasons (a heal it
+        could not verify), and a machine too slow for the time scale when the run failed."""
+        doubts = list(self.rec.inconclusive)
+        starvation = self.rec.starvation or {}
+        if failures and starvation.get("too_slow"):
+            doubts.append(str(starvation.get("reason")))
+        return doubts
 
     def slow_burn_failures(self, metrics: Mapping[str, Any], marks: list[FaultMark]) -> list[Failure]:
         return slow_burn_failures(

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from comfy_chaos.fake_comfy.wire import OutFrame
 
+
 @dataclass
 class MemConn:
     """Records every action the fault layer takes on the socket, in order."""
@@ -86,7 +87,7 @@ class MemServer:
         self.restarted.set()
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     """Yield to the loop until `condition()` holds (bounded)."""
     async with asyncio.timeout(timeout):
         while not condition():

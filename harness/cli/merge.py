@@ -9,8 +9,11 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from comfy_chaos.harness.bench import client_totals, render_totals, write_bench_report
 from comfy_chaos.harness.cli import common
 from comfy_chaos.harness.cli.outputs import add_gate_options, decide, finish
+from comfy_chaos.harness.merge import MergeError, merge_results
+from comfy_chaos.harness.report import render_matrix
 
 PROG = "comfy-chaos merge"
 
@@ -24,14 +27,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.bench import (
-        client_totals,
-        render_totals,
-        write_bench_report,
-    )
-    from comfy_chaos.harness.merge import MergeError, merge_results
-    from comfy_chaos.harness.report import render_matrix
-
     paths = [Path(p) / "results.json" if Path(p).is_dir() else Path(p) for p in args.results]
     try:
         merged = merge_results(paths)

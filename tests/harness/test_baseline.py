@@ -69,16 +69,22 @@ def test_new_hang_and_crash() -> None:
     assert compare(results(run(hung=True)), results(run(hung=True))).ok
 
 
-def test_latency_needs_both_relative_and_absolute_tolerance() -> None:
+def test_latency_needs_relative_absolute_and_real_time_tolerance() -> None:
     base = results(run(report_delay=0.1))  # p95 1.0 scenario s at time scale 0.1
+    no_real_floor = Tolerance(latency_abs_real=0)
     slower_but_small = results(run(report_delay=0.14))  # 1.4 s: +40 %
-    assert compare(slower_but_small, base).ok
+    assert compare(slower_but_small, base, no_real_floor).ok
     slower = results(run(report_delay=0.17))  # 1.7 s: +70 % and +0.7 s
-    assert kinds(compare(slower, base)) == ["latency"]
+    assert kinds(compare(slower, base, no_real_floor)) == ["latency"]
     tiny = results(run(report_delay=0.001))
     tiny_slower = results(run(report_delay=0.004))  # +300 % but only +0.03 s
-    assert compare(tiny_slower, tiny).ok
-    assert compare(slower, base, Tolerance(latency_ratio=1.0)).ok
+    assert compare(tiny_slower, tiny, no_real_floor).ok
+    assert compare(slower, base, Tolerance(latency_ratio=1.0, latency_abs_real=0)).ok
+    # +0.07 real seconds is a loaded machine's jitter, not a regression (default: 0.25 real s)
+    assert compare(slower, base).ok
+    much_slower = results(run(report_delay=0.5))  # 5.0 scenario s: +0.4 real s
+    regression = compare(much_slower, base).regressions
+    assert [r.kind for r in regression] == ["latency"] and "+0.25 real s" in regression[0].detail
 
 
 def test_pairs_missing_or_new_are_notes() -> None:

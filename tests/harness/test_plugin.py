@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # a child pytest session per test
+
 ROOT = Path(__file__).resolve().parents[2]
 
 OK = """
@@ -154,7 +156,7 @@ def test_inconclusive_is_its_own_outcome_and_can_fail_the_session(suite: Path) -
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--chaos-time-scale", "-1"], "--chaos-time-scale: expected a number > 0, got -1.0"),
+    (["--chaos-time-scale", "-1"], "--chaos-time-scale: expected a number in [0.01, 10], got -1.0"),
     (["--chaos-seed", "x"], "expected a number, got 'x'"),
     (["--chaos-shard", "3/2"], "expected 1 <= K <= N"),
 ])
@@ -204,3 +206,19 @@ def test_shards_split_the_scenario_items(suite: Path) -> None:
         ids.append({line.strip() for line in run.stdout.splitlines() if ".yaml::" in line})
     assert ids[0] and ids[1] and not ids[0] & ids[1]
     assert len(ids[0] | ids[1]) == 6  # ok, slow, drop × naive, reference
+
+
+def test_chaos_scenarios_names_folders_without_a_conftest(tmp_path: Path) -> None:
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    (repo / "mine" / "sub").mkdir(parents=True)
+    (repo / "mine" / "sub" / "ok.yaml").write_text(OK)
+    outside.mkdir()
+    (outside / "drop.yaml").write_text(DROP_T1)
+    (repo / "test_own.py").write_text("def test_own():\n    assert True\n")
+    (repo / "pytest.ini").write_text(f"[pytest]\nchaos_scenarios = mine {outside}\n")
+    run = pytest_run(repo, "--collect-only")
+    items = sorted(line.strip() for line in run.stdout.splitlines() if "::" in line)
+    assert [i.rsplit("/", 1)[-1] for i in items] == ["drop.yaml::drop[reference]", "ok.yaml::ok[reference]",
+                                                     "test_own.py::test_own"], run.stdout
+    missing = pytest_run(repo, "--chaos-scenarios", "nowhere", "--collect-only")
+    assert missing.returncode == pytest.ExitCode.USAGE_ERROR and "no such folder" in missing.stderr

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,17 @@ def test_the_installed_wheel_works_from_anywhere(tmp_path: Path) -> None:
     where = _ok(_run([str(bin_ / "python"), "-c", "import comfy_chaos.harness as h; print(h.__file__)"], elsewhere, env))
     assert str(venv) in where and str(ROOT) not in where
     assert _ok(_run([str(bin_ / "comfy-chaos"), "--version"], elsewhere, env)).strip() == f"comfy-chaos {wheel.name.split('-')[1]}"
+
+    # every registry adapter's files are in the wheel (node_modules aside)
+    site = Path(where.strip()).parent.parent  # .../site-packages/comfy_chaos
+    registry = tomllib.loads((site / "adapters" / "registry.toml").read_text(encoding="utf-8"))
+    for name, entry in registry.items():
+        for part in entry["cmd"]:
+            if part.startswith("adapters/"):
+                assert (site / part).is_file(), f"[{name}] {part} is not in the wheel"
+        if entry.get("setup"):
+            folder = site / entry["setup"][-1]
+            assert (folder / "package.json").is_file() and (folder / "package-lock.json").is_file(), name
 
     # the default suite, from another directory
     out = _ok(_run([str(bin_ / "comfy-chaos"), "run", "-j", "2"], elsewhere, env))
