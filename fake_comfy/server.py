@@ -14,7 +14,8 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -933,4 +934,4 @@ class FakeComfy:
         return response
 
 
-__all__ = ["FakeComfy", "FakeConfig", "Conn", "HTTP_FAULT_KEY"]
+__all__ = ["HTTP_FAULT_KEY", "Conn", "FakeComfy", "FakeConfig"]
