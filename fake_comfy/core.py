@@ -467,7 +467,7 @@ class ComfyCore:
         node = prompt[node_id]
         cls = self.classes[node["class_type"]]
         memo[node_id] = ("cycle", node_id)
-        parts = []
+        parts: list[tuple[Any, ...]] = []
         for name, value in sorted(node.get("inputs", {}).items()):
             if is_link(value):
                 if value[0] in prompt and prompt[value[0]].get("class_type") in self.classes:
