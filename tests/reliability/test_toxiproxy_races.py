@@ -7,7 +7,7 @@ import random
 import threading
 import urllib.request
 
-from comfy_chaos.fake_comfy.testing.resources import listening
+from comfy_chaos.fake_comfy.testing.resources import listening as _listening
 from comfy_chaos.harness.toxiproxy.fixtures import LoopThread
 from comfy_chaos.harness.toxiproxy.server import ToxiproxyServer
 
@@ -52,7 +52,7 @@ def test_concurrent_populate_and_reset_leak_no_listener() -> None:
     thread.start()
     server = ToxiproxyServer(seed=1)
     try:
-        before = set(listening())
+        before = set(_listening())
         url = thread.run(server.start(), 10)
         errors: list[str] = []
         workers = [threading.Thread(target=_worker, args=(url, seed, errors)) for seed in range(THREADS)]
@@ -66,7 +66,7 @@ def test_concurrent_populate_and_reset_leak_no_listener() -> None:
             listed = json.loads(resp.read())
         api_port = url.rsplit(":", 1)[1]
         expected = {p["listen"] for p in listed.values() if p["enabled"]} | {f"127.0.0.1:{api_port}"}
-        leaked = set(listening()) - before - expected
+        leaked = set(_listening()) - before - expected
         assert not leaked, f"listeners the API does not list (seeds 0..{THREADS - 1}): {sorted(leaked)}"
     finally:
         thread.run(server.stop(), 30)
