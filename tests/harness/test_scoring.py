@@ -5,10 +5,12 @@ import copy
 import json
 
 import pytest
+
 from comfy_chaos.harness.record import RunRecord
 from comfy_chaos.harness.scoring import output_set, percentile, summarise_control
 from comfy_chaos.harness.scoring import score as score_record
 from comfy_chaos.harness.scoring import score_json as score
+
 from .scoring_records import (
     SID,
     T0,
