@@ -10,7 +10,7 @@ import itertools
 import json
 import re
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from comfy_chaos.harness.scenario import Scenario
@@ -45,6 +45,24 @@ def control_key(scenario: Scenario, client: str, seed: int, time_scale: float) -
         sort_keys=True,
         default=str,
     )
+
+
+def needs_control(result: Any, expect: Mapping[str, Any]) -> bool:
+    """Does this scored run (scored without a control) need its control run? When it
+    fails (attribution), and when a slow-burn bar that only a control can judge, or that a
+    control tightens, is in question (`harness.judgement`): a peak request rate above its
+    floor, CPU per wall second above its floor. Otherwise a control only loosens bars."""
+    from comfy_chaos.harness.judgement import SLOW_DEFAULTS
+
+    if result.verdict == "fail":
+        return True
+
+    def above(metric: str, key: str) -> bool:
+        value, floor = result.metrics.get(metric), expect.get(key)
+        floor = SLOW_DEFAULTS[key] if floor is None else floor
+        return value is not None and floor is not None and float(value) > float(floor)
+
+    return above("peak_requests_per_s", "peak_rps") or above("cpu_per_wall", "cpu_per_wall")
 
 
 def unreported(record: Any) -> list[str]:

@@ -160,6 +160,11 @@ class ScenarioResult:
     `counters`, `ready`, `stderr_tail` (last 4 KiB)."""
     comfyui_version: str = ""
     """The ComfyUI version (protocol profile) the fake server imitated in this run."""
+    warnings: list[str] = field(default_factory=list)
+    """What the harness noticed without changing the verdict (fixed timers, a client run
+    at time scale 1.0 because it is unscalable)."""
+    starvation: dict[str, Any] | None = None
+    """How late the harness's event loop ran (`harness.starvation.Starvation`)."""
 
     def failure_kinds(self) -> set[str]:
         """For a CI gate: {"fault"} and/or {"clean_run"} when this result fails for that cause."""

@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
+
 from comfy_chaos.harness.adapters import load_adapter
 from comfy_chaos.harness.adapters.base import (
     AdapterSession,
@@ -34,6 +35,7 @@ from comfy_chaos.harness.control_runs import (
     control_key,
     control_scenario,
     fixed_timer_hints,
+    needs_control,
     unreported,
 )
 from comfy_chaos.harness.eventlog import RunLog, log_path
@@ -85,7 +87,7 @@ class Harness:
         *,
         done_margin: float = DONE_MARGIN_S,
         log_dir: Path | None = None,
-        control: bool = True,
+        control: bool | Literal["always"] = True,
         unscalable: Iterable[str] = (),
     ) -> None:
         self._url = toxiproxy_url
@@ -93,7 +95,8 @@ class Harness:
         self.log_dir = log_dir  # each run's events → <log_dir>/<scenario>--<client>--seed<N>.jsonl
         self._backend: Any = None
         self.backend_info: dict[str, Any] = {}
-        # Control runs: the same workload without faults, once per key (`control_key`).
+        # Control runs: the same workload without faults, once per key (`control_key`), for
+        # the runs that fail (True), for every run ("always"), or never (False).
         self.control = control
         self._controls: dict[str, asyncio.Future[_Control]] = {}
         # Clients that run at time scale 1.0 whatever they say: the user's --unscalable,
@@ -138,21 +141,32 @@ class Harness:
     async def run(
         self, scenario: Scenario, client: str, *, seed: int | None = None, time_scale: float | None = None
     ) -> RunRecord:
-        """Run `scenario` with `client`, then attach the summary of its control run
-        (`record.control`): the same workload without faults, run once per client, seed and
-        time scale and reused. A scenario without faults is its own control. With
-        `control=False` the record has no control and attribution is unknown."""
+        """Run `scenario` with `client`; when it needs one, attach the summary of its
+        control run (`record.control`): the same workload without faults, run once per
+        client, seed and time scale and reused, so the verdict can say whether the faults
+        caused a failure. A scenario without faults is its own control. A run needs one
+        when it fails, or when a bar only a control can judge is in question
+        (`control_runs.needs_control`); for the others a control could only loosen bars, so
+        none is made (`control="always"` makes one anyway). With `control=False`
+        attribution is unknown."""
+        from comfy_chaos.harness.scoring import score
+
         seed = scenario.seed if seed is None else seed
         record = await self._logged(scenario, client, seed, time_scale, scenario.name)
-        if self.control:
-            key = control_key(scenario, client, seed, record.time_scale)
-            if not scenario.fault_schedule() and key not in self._controls:
+        if not self.control:
+            return record
+        key = control_key(scenario, client, seed, record.time_scale)
+        if not scenario.fault_schedule():
+            if key not in self._controls:
                 own: asyncio.Future[_Control] = asyncio.get_running_loop().create_future()
                 self._controls[key] = own
                 own.set_result(await self._summarise(control_scenario(scenario), client, seed, record))
-            control = await self.control_run(scenario, client, seed=seed, time_scale=record.time_scale)
-            record.control = control.summary
-            record.warnings.extend(w for w in control.warnings if w not in record.warnings)
+        elif self.control != "always" and key not in self._controls:
+            if not needs_control(await asyncio.to_thread(score, record), record.scenario.get("expect") or {}):
+                return record
+        control = await self.control_run(scenario, client, seed=seed, time_scale=record.time_scale)
+        record.control = control.summary
+        record.warnings.extend(w for w in control.warnings if w not in record.warnings)
         return record
 
     async def control_run(self, scenario: Scenario, client: str, *, seed: int, time_scale: float) -> _Control:
@@ -290,7 +304,7 @@ async def run_scenario(
     run starts again at 1.0; `on_unscalable(client)` is told so.
     Raises `AdapterError` for an unknown client, `RunError` when the harness fails.
     """
-    for attempt in range(2):
+    for _ in range(2):
         adapters = [load_adapter(client) for _ in range(scenario.clients)]
         run = _Run(
             scenario, client, adapters, toxiproxy_url, backend_info or {}, seed, time_scale, clock, done_margin,
@@ -299,8 +313,7 @@ async def run_scenario(
         try:
             return await run.execute()
         except _Rescale:
-            if attempt or on_unscalable is None:
-                log.warning("runner.unscalable", client=client)
+            log.info("runner.rescale", client=client, reason="its ready line said it is not scalable")
             if on_unscalable is not None:
                 on_unscalable(client)
             scalable = False

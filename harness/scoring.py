@@ -699,6 +699,8 @@ class _Scoring:
             capabilities_missing=self.capabilities_missing(values),
             client_words=self.client_words(values),
             comfyui_version=self.rec.comfyui_version,
+            warnings=list(self.rec.warnings),
+            starvation=dict(self.rec.starvation) if self.rec.starvation else None,
         )
 
     def evidence(self) -> list[dict[str, Any]]:

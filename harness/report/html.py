@@ -401,6 +401,7 @@ def _section(index: int, r: ScenarioResult) -> str:
     if r.reasons:
         parts.append(f'<pre class="reasons">{escape(chr(10).join(r.reasons))}</pre>')
     parts.append(f'<p class="replay">Replay: <code>{escape(r.replay)}</code></p>')
+    parts.extend(f'<p class="warning">Warning: {escape(w)}</p>' for w in r.warnings)
     parts.append(_client_words(r))
     parts.append("<h3>Tasks</h3>" + _tasks_table(r))
     if r.frames:

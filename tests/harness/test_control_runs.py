@@ -6,6 +6,7 @@ from comfy_chaos.harness.control_runs import (
     control_key,
     control_scenario,
     fixed_timer_hints,
+    needs_control,
 )
 from comfy_chaos.harness.record import HttpEvent
 from comfy_chaos.harness.scenario import parse_scenario
@@ -55,3 +56,18 @@ def test_no_hint_at_time_scale_one_or_for_irregular_requests() -> None:
     regular = requests("/history", [0.0, 1.0, 2.0, 3.0, 4.0])
     assert fixed_timer_hints(regular, 1.0, "c") == []
     assert fixed_timer_hints(requests("/history", [0.0, 1.0, 1.2, 4.0, 4.1, 9.0]), 0.1, "c") == []
+
+
+def test_a_control_is_needed_for_a_failure_and_for_bars_only_a_control_can_judge() -> None:
+    from types import SimpleNamespace
+
+    def result(verdict: str, **metrics: float | None) -> SimpleNamespace:
+        return SimpleNamespace(verdict=verdict, metrics={"peak_requests_per_s": 3.0, "cpu_per_wall": None, **metrics})
+
+    assert needs_control(result("fail"), {})
+    assert not needs_control(result("pass"), {})
+    assert not needs_control(result("inconclusive"), {})
+    assert needs_control(result("pass", peak_requests_per_s=25.0), {})  # a storm? only a control says
+    assert not needs_control(result("pass", peak_requests_per_s=25.0), {"peak_rps": 40})
+    assert needs_control(result("pass", cpu_per_wall=0.6), {})  # the control may tighten 0.9 to 0.5
+    assert not needs_control(result("pass", cpu_per_wall=0.2), {})

@@ -219,7 +219,7 @@ async def test_every_record_gets_a_control_run_without_faults_made_once(
     assert "lost: 2 > expect.lost 0" in result.attribution_detail  # what the faults added
 
 
-async def test_a_scenario_without_faults_is_its_own_control_and_no_control_means_none(
+async def test_no_faults_is_its_own_control_a_pass_needs_none_and_no_control_means_none(
     toxiproxy_backend: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from comfy_chaos.harness import runner
@@ -237,16 +237,21 @@ async def test_a_scenario_without_faults_is_its_own_control_and_no_control_means
             record = await h.run(scenario(CLEAN), "reference")
     assert record.control is not None and record.control.verdict == "pass"
     assert runs == ["clean-test"]
+    async with Harness(toxiproxy_url=toxiproxy_backend.url, done_margin=0.5) as h:
+        async with asyncio.timeout(120):
+            passed = await h.run(scenario(DROP_T3), "reference")
+    assert score(passed).verdict == "pass" and passed.control is None  # a pass needs no control run
+    assert runs == ["clean-test", "drop-t3"]
     async with Harness(toxiproxy_url=toxiproxy_backend.url, done_margin=0.5, control=False) as h:
         async with asyncio.timeout(120):
-            record = await h.run(scenario(DROP_T3), "reference")
-    assert record.control is None
+            failed = await h.run(scenario(DROP_T3), "naive")
+    assert failed.control is None and score(failed).attribution == "unattributed"
 
 
 async def test_run_record_with_its_control_round_trips_through_json(toxiproxy_backend: Any) -> None:
     from comfy_chaos.harness.record import RunRecord
 
-    async with Harness(toxiproxy_url=toxiproxy_backend.url, done_margin=0.5) as h:
+    async with Harness(toxiproxy_url=toxiproxy_backend.url, done_margin=0.5, control="always") as h:
         async with asyncio.timeout(120):
             record = await h.run(scenario(DROP_T3), "reference")
     again = RunRecord.from_json(json.loads(json.dumps(record.to_json())))
@@ -267,6 +272,8 @@ async def test_a_ready_line_saying_not_scalable_restarts_the_run_at_time_scale_o
     assert record.adapter.instances[0].scalable is False
     assert any("ready line said it is not scalable" in w for w in record.warnings)
     assert client in harness.unscalable  # later runs start at 1.0 at once
+    result = score(record)
+    assert result.warnings == record.warnings and result.starvation == record.starvation
 
 
 async def test_unscalable_option_runs_a_cmd_client_at_time_scale_one(toxiproxy_backend: Any) -> None:
