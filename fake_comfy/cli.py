@@ -13,6 +13,7 @@ import time
 from typing import Any, NoReturn
 
 from comfy_chaos.fake_comfy.config import FakeConfig
+from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, VERSION_NAMES
 
 #: A long-running server keeps only this many prompts, connection events and requests in its ledger.
 SERVE_LEDGER_LIMIT = 10_000
@@ -33,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every node duration")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--faults", metavar="FILE", help="fault schedule (YAML), see docs/architecture.md Contract 3")
+    parser.add_argument(
+        "--comfyui-version",
+        default=DEFAULT_VERSION,
+        metavar="VERSION",
+        help=f"the ComfyUI version to imitate: {', '.join(VERSION_NAMES)} (default {DEFAULT_VERSION})",
+    )
     return parser
 
 
@@ -62,7 +69,11 @@ async def _serve(config: FakeConfig, host: str, port: int, faults_file: str | No
             loop.add_signal_handler(sig, stop.set)
     await server.start(host=host, port=port)
     try:
-        print(f"fake ComfyUI listening on {server.base_url} (time_scale={config.time_scale}, seed={config.seed})", flush=True)
+        print(
+            f"fake ComfyUI {config.profile.comfyui_version} listening on {server.base_url} "
+            f"(time_scale={config.time_scale}, seed={config.seed})",
+            flush=True,
+        )
         await stop.wait()
     finally:
         await server.stop()
@@ -93,7 +104,12 @@ def _untagged_filters(schedule: Any, source: str) -> list[str]:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = FakeConfig(time_scale=args.time_scale, seed=args.seed, ledger_limit=SERVE_LEDGER_LIMIT)
+        config = FakeConfig(
+            time_scale=args.time_scale,
+            seed=args.seed,
+            ledger_limit=SERVE_LEDGER_LIMIT,
+            comfyui_version=args.comfyui_version,
+        )
     except ValueError as exc:
         print(f"comfy-chaos serve: {exc}", file=sys.stderr)
         return EXIT_USAGE

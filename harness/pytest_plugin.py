@@ -58,8 +58,12 @@ OPTIONS = (
     _Option("run-slow", "also run scenarios tagged slow", "bool"),
     _Option("fail-on-inconclusive", "fail the session when a scenario is inconclusive", "bool"),
     _Option("shard", "run only the K-th of N deterministic parts of the scenario items (K/N)"),
+    _Option("comfyui-version", "the ComfyUI version the fake server imitates: 0.3.64 or 0.33 (default: each "
+            "scenario's comfyui_version, else the newest)"),
     _Option("scenarios", "a folder whose YAML files are scenario items (repeatable; 'builtin' = the built-in "
             "library); with no paths on the command line, pytest also collects these folders", "list"),
+    _Option("no-control", "skip the fault-free control runs (attribution unknown)", "bool"),
+    _Option("unscalable", "run this client at time scale 1.0: its timers do not scale (repeatable)", "list"),
 )
 
 
@@ -113,6 +117,7 @@ def _check_options(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--chaos-time-scale: expected a number in [{MIN_TIME_SCALE:g}, {MAX_TIME_SCALE:g}], "
                                 f"got {time_scale}")
     chaos_option(config, "seed")
+    comfyui_version(config)
     shard = chaos_option(config, "shard")
     if shard is not None:
         from comfy_chaos.harness.shard import ShardError, parse_shard
@@ -121,6 +126,17 @@ def _check_options(config: pytest.Config) -> None:
             parse_shard(shard)
         except ShardError as exc:
             raise pytest.UsageError(f"--chaos-shard: {exc}") from None
+
+
+def comfyui_version(config: pytest.Config) -> str | None:
+    """--chaos-comfyui-version as a profile name (None: each scenario's own)."""
+    from comfy_chaos.fake_comfy.profiles import get_profile
+
+    value = chaos_option(config, "comfyui-version")
+    try:
+        return None if value is None else get_profile(value).name
+    except ValueError as exc:
+        raise pytest.UsageError(f"--chaos-comfyui-version: {exc}") from None
 
 
 def named_scenario_folders(config: pytest.Config) -> list[Path]:
@@ -296,7 +312,11 @@ class _ChaosState:
             configure(logging.WARNING)  # every run's events are captured per run; pytest shows only warnings
             report_dir = chaos_option(self.config, "report-dir")
             log_dir = Path(report_dir) / "logs" if report_dir else None
-            harness = Harness(log_dir=log_dir)
+            harness = Harness(
+                log_dir=log_dir,
+                control=not chaos_option(self.config, "no-control"),
+                unscalable=chaos_option(self.config, "unscalable"),
+            )
             await harness.__aenter__()
             self.harness = harness
         return self.harness
@@ -412,10 +432,13 @@ class ScenarioItem(pytest.Item):
         state: _ChaosState = self.config.stash[_STATE]
         seed = chaos_option(self.config, "seed")
         time_scale = chaos_option(self.config, "time-scale")
+        from comfy_chaos.harness.comfyui_version import with_version
+
+        scenario = with_version(self.scenario, comfyui_version(self.config))
 
         async def go() -> Any:
             harness = await state.get_harness()
-            return await run_one(harness, self.scenario, self.client, seed=seed, time_scale=time_scale)
+            return await run_one(harness, scenario, self.client, seed=seed, time_scale=time_scale)
 
         try:
             result = state.run(go())

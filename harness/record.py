@@ -275,6 +275,11 @@ class AdapterInfo:
     hung: bool = False
     cpu_s: float | None = None
     stderr_tail: str = ""
+    # How the instance ended, in words the report can show as they are ("sent done and
+    # exited", "killed 0.5 s after the judgement at +2.10 s, before its deadline +6.00 s").
+    ended: str | None = None
+    ended_at: float | None = None  # clock time it ended (or was killed)
+    scalable: bool | None = None  # what its `ready` line said (None: nothing)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AdapterInfo:
@@ -372,6 +377,13 @@ class RunRecord:
     scenario_path: str | None = None
     control: ControlSummary | None = None
     """The control run of this scenario × client × seed (None: not run, or this is one)."""
+    inconclusive: list[str] = field(default_factory=list)
+    """Why the runner cannot vouch for this run (a heal it could not verify): inconclusive."""
+    starvation: dict[str, Any] | None = None
+    """`harness.starvation.Starvation.to_dict()`: how late the event loop ran during the run."""
+    warnings: list[str] = field(default_factory=list)
+    """What the report should say without changing the verdict (fixed timers, …)."""
+    comfyui_version: str = ""  # the protocol profile the fake server ran (fake_comfy.profiles)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -408,4 +420,8 @@ class RunRecord:
             error=_opt_str(data.get("error")),
             scenario_path=_opt_str(data.get("scenario_path")),
             control=ControlSummary.from_json(control) if isinstance(control, Mapping) else None,
+            inconclusive=[str(x) for x in data.get("inconclusive") or ()],
+            starvation=_mapping(data["starvation"]) if isinstance(data.get("starvation"), Mapping) else None,
+            warnings=[str(x) for x in data.get("warnings") or ()],
+            comfyui_version=str(data.get("comfyui_version") or ""),
         )

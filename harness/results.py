@@ -154,6 +154,8 @@ class ScenarioResult:
     client_words: dict[str, Any] = field(default_factory=dict)
     """What the client said itself: `errors` (task, outcome, detail), `notes`, `crashes`,
     `counters`, `ready`, `stderr_tail` (last 4 KiB)."""
+    comfyui_version: str = ""
+    """The ComfyUI version (protocol profile) the fake server imitated in this run."""
 
     def failure_kinds(self) -> set[str]:
         """For a CI gate: {"fault"} and/or {"clean_run"} when this result fails for that cause."""

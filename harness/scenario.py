@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from comfy_chaos.fake_comfy.faults.spec import FaultSpec
+from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, VERSION_NAMES
 from comfy_chaos.harness import workflows
 from comfy_chaos.harness.chaos import Chaos, expand
 
@@ -107,6 +108,11 @@ WorkflowRef = Annotated[
         json_schema_extra={"anyOf": [{"enum": list(workflows.WORKFLOW_NAMES)}, {"type": "object"}]},
     ),
 ]
+
+
+def _version_text(value: Any) -> Any:
+    """`comfyui_version: 0.33` is a YAML number: take it as the text it was written as."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 class _Model(BaseModel):
@@ -189,6 +195,11 @@ class Scenario(_Model):
     chaos: Chaos | None = Field(
         None, description="Random faults generated from the seed (harness.chaos), run after `faults`"
     )
+    comfyui_version: Annotated[Literal[VERSION_NAMES] | None, BeforeValidator(_version_text)] = Field(  # type: ignore[valid-type]
+        None,
+        description=f"The ComfyUI version the fake server imitates (fake_comfy.profiles); null = the newest "
+        f"({DEFAULT_VERSION}); --comfyui-version overrides",
+    )
     deadline: float = Field(60, gt=0, le=MAX_SECONDS, description="Seconds (scaled) from start until judgement")
     grace: float = Field(
         5, ge=0, le=MAX_SECONDS, description="Seconds (scaled) after the last fault before judgement is allowed"
@@ -240,6 +251,11 @@ class Scenario(_Model):
         scenario = cls.model_validate(data)
         scenario._source = source
         return scenario
+
+    @property
+    def profile_version(self) -> str:
+        """The protocol profile this scenario runs against (`comfyui_version`, else the default)."""
+        return self.comfyui_version or DEFAULT_VERSION
 
     def fault_schedule(self) -> list[FaultSpec]:
         """The faults a run applies: `faults`, then the `chaos` faults expanded from the seed."""

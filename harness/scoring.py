@@ -599,11 +599,17 @@ class _Scoring:
         failures = self.bar_failures(metrics, crash_reports)
         failures += self.slow_burn_failures(metrics, marks)
         inconclusive = self.inconclusive_reasons(metrics, marks, scheduled, fired, last_activity)
+        doubts = self.harness_doubts(failures)
+        if doubts:
+            inconclusive = doubts + [f"it would have failed: {f.line}" for f in failures] + inconclusive
+            failures = []
         verdict = "fail" if failures else ("inconclusive" if inconclusive else "pass")
         attribution, detail, clean_run_bug = self.attribute(verdict, failures, metrics, inconclusive)
 
         source = self.rec.scenario_path or self.scenario.get("source") or self.scenario.get("name") or "?"
         replay = f"comfy-chaos replay {source} --client {self.client} --seed {self.seed}"
+        if self.scenario.get("comfyui_version"):  # set in the file or by --comfyui-version
+            replay += f" --comfyui-version {self.scenario['comfyui_version']}"
         name = str(self.scenario.get("name") or "?")
         reasons: list[str] = []
         if verdict != "pass":
@@ -656,6 +662,7 @@ class _Scoring:
             failures=[f.line for f in failures],
             capabilities_missing=self.capabilities_missing(values),
             client_words=self.client_words(values),
+            comfyui_version=self.rec.comfyui_version,
         )
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:
@@ -697,7 +704,8 @@ class _Scoring:
         adapter = self.rec.adapter
         out: list[Failure] = []
         if metrics["hang"] and not e.get("hang", False):
-            out.append(Failure("hang", self.hang_line()))
+            ended = next((a.ended for a in adapter.instances if a.hung and a.ended), None)
+            out.append(Failure("hang", f"hang: {ended}" if ended else self.hang_line()))
         if metrics["crash"] and not e.get("crash", False):
             detail = next((c.detail for c in crashes if c.detail), None)
             tail = adapter.stderr_tail or next((a.stderr_tail for a in adapter.instances if a.stderr_tail), None)
@@ -721,6 +729,15 @@ class _Scoring:
             out.append(Failure("p95_latency",
                 f"latency p95 {metrics['latency_p95']:.2f} s > expect.p95_latency {float(p95_bar):g} s"))
         return out
+
+    def harness_doubts(self, failures: list[Failure]) -> list[str]:
+        """Why the harness cannot vouch for this run: the runner's own reasons (a heal it
+        could not verify), and a machine too slow for the time scale when the run failed."""
+        doubts = list(self.rec.inconclusive)
+        starvation = self.rec.starvation or {}
+        if failures and starvation.get("too_slow"):
+            doubts.append(str(starvation.get("reason")))
+        return doubts
 
     def slow_burn_failures(self, metrics: Mapping[str, Any], marks: list[FaultMark]) -> list[Failure]:
         return slow_burn_failures(

@@ -95,7 +95,9 @@ def _from_registry(name: str, entry: dict[str, Any], root: Path) -> Any:
     root = _runnable_root(name, entry, root)
     argv = [sys.executable if part == "{python}" else part for part in cmd]
     argv = [str(root / part) if not Path(part).is_absolute() and (root / part).exists() else part for part in argv]
-    return SubprocessAdapter(argv, name=name, scalable=bool(entry.get("scalable", True)))
+    return SubprocessAdapter(
+        argv, name=name, scalable=bool(entry.get("scalable", True)), scalable_declared="scalable" in entry
+    )
 
 
 def registered() -> dict[str, str]:
@@ -123,7 +125,10 @@ def load_adapter(spec: str) -> ClientAdapter:
             raise AdapterError(
                 f"--client {spec}: no in-process adapter named {inner!r} (known: {', '.join(sorted(registered()))})"
             )
-        return SubprocessAdapter([sys.executable, "-m", "comfy_chaos.harness.adapters.subprocess_host", inner], name=spec)
+        return SubprocessAdapter(
+            [sys.executable, "-m", "comfy_chaos.harness.adapters.subprocess_host", inner], name=spec,
+            scalable_declared=True,  # its host says the in-process adapter's `scalable` in the ready line
+        )
     target = spec[len("py:"):] if spec.startswith("py:") else registered().get(spec)
     if target is None:
         external = subprocess_registry()

@@ -25,6 +25,11 @@ MAX_NOTES = 1000  # per client instance; later notes are counted, not kept
 MAX_NOTE_CHARS = 4096
 
 
+class Unscalable(Exception):
+    """Raised by an adapter whose client said its timers do not scale while the run is
+    scaled (a `ready` line with `"scalable": false`): the runner starts again at 1.0."""
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     task_id: str

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from comfy_chaos.harness import bench
 from comfy_chaos.harness.cli import common
 from comfy_chaos.harness.cli.outputs import fresh_logs
+from comfy_chaos.harness.comfyui_version import with_version
 from comfy_chaos.harness.report import render_matrix
 
 PROG = "comfy-chaos bench"
@@ -32,14 +33,15 @@ def run(args: argparse.Namespace) -> int:
     selection = common.select_scenarios(args, PROG)
     clients = common.chosen_clients(args, bench.DEFAULT_CLIENTS)
     common.configure_logging(args.verbose)
-    scenarios = [entry.scenario for entry in selection.chosen]
+    scenarios = [with_version(entry.scenario, args.comfyui_version) for entry in selection.chosen]
     jobs = bench.bench_jobs(scenarios, clients, count=args.seeds, explicit=args.seed_list)
     print(f"{PROG}: {len(scenarios)} scenarios × {len(clients)} clients × "
           f"{len(jobs) // max(1, len(scenarios) * len(clients))} seeds = {len(jobs)} runs, -j {args.jobs}", flush=True)
     common.report_broken(selection.broken)
     jobs = common.shard_jobs(args, jobs)
     out = common.report_dir(args, "bench")
-    executed = common.execute(jobs, seed=None, time_scale=args.time_scale, parallel=args.jobs, log_dir=fresh_logs(out))
+    executed = common.execute(jobs, seed=None, time_scale=args.time_scale, parallel=args.jobs, log_dir=fresh_logs(out),
+                              harness_options=common.harness_options(args, clients))
     if executed is None:
         return common.EXIT_INCONCLUSIVE
     results = executed.results

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from comfy_chaos.harness import comfyui_version
 from comfy_chaos.harness.adapters import AdapterError, load_adapter
 from comfy_chaos.harness.batch import run_batch
 from comfy_chaos.harness.cli.exitcodes import (
@@ -72,12 +73,27 @@ def add_client_option(parser: argparse.ArgumentParser, default: Sequence[str]) -
 
 def add_scale_and_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    comfyui_version.add_option(parser)  # applied with comfyui_version.with_version
     parser.add_argument("--report-dir", default=None,
                         help="where to write the report (default comfy-chaos-report; replay and bench: "
                         "comfy-chaos-replay, comfy-chaos-bench)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="show each run's events on stderr: -v the events (server, faults, Toxiproxy, runner, "
                         "client), -vv also debug detail (default: errors only)")
+    parser.add_argument("--no-control", action="store_true",
+                        help="skip the fault-free control runs (faster; verdicts then cannot say whether "
+                        "the faults caused a failure)")
+    parser.add_argument("--unscalable", action="append", default=[], metavar="CLIENT",
+                        help="run this client at time scale 1.0: its timers do not scale (repeatable)")
+
+
+def harness_options(args: argparse.Namespace, clients: Sequence[str]) -> dict[str, Any]:
+    """`Harness` keywords from --no-control / --unscalable (each --unscalable must be a --client)."""
+    unknown = [name for name in args.unscalable if name not in clients]
+    if unknown:
+        raise UsageError(f"comfy-chaos: --unscalable {unknown[0]}: not one of the --client values "
+                         f"({', '.join(sorted(clients))})")
+    return {"control": not args.no_control, "unscalable": list(args.unscalable)}
 
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:
@@ -221,7 +237,7 @@ def report_interrupted(stopped: Any) -> None:
 
 def execute(
     jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
-    log_dir: Path | None = None,
+    log_dir: Path | None = None, harness_options: dict[str, Any] | None = None,
 ) -> Executed | None:
     """Run every (scenario, client) job, `parallel` at a time, showing progress; None if
     interrupted (Ctrl-C). With `log_dir`, each run's events go to
@@ -230,7 +246,8 @@ def execute(
     progress = Progress(total=len(jobs), stream=sys.stdout)
     try:
         results = run_guarded(run_batch(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir,
-                                        on_start=progress.backend, on_result=progress.finished))
+                                        on_start=progress.backend, on_result=progress.finished,
+                                        harness_options=harness_options))
     except Interrupted as stopped:
         progress.close()
         report_interrupted(stopped)

@@ -363,7 +363,9 @@ def _client_words(r: ScenarioResult) -> str:
 def _section(index: int, r: ScenarioResult) -> str:
     m = r.metrics
     facts = (
-        f"seed {r.seed} · time scale {r.time_scale:g} · {m.get('tasks', 0)} tasks · "
+        f"seed {r.seed} · time scale {r.time_scale:g} · "
+        + (f"ComfyUI {r.comfyui_version} · " if r.comfyui_version else "")
+        + f"{m.get('tasks', 0)} tasks · "
         f"{m.get('faults_applied', 0)} faults applied ({m.get('faults_effective', 0)} while work was outstanding) · "
         f"{_fmt(r.duration)} s · timeline and event times in real seconds since the run started"
     )

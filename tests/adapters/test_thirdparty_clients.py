@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from test_subprocess_adapters import (  # noqa: F401  (server, slow_server: fixtures)
+from .test_subprocess_adapters import (  # noqa: F401  (server, slow_server: fixtures)
     BASIC_AND_ERROR,
     RUN_TIMEOUT_S,
     SEED,

@@ -69,7 +69,10 @@ async def test_object_info_lists_every_node_class_with_input_specs(server: FakeC
 
 async def test_json_bodies_use_python_default_separators(server: FakeComfy, http: aiohttp.ClientSession) -> None:
     async with http.get(server.base_url + "/features") as resp:
-        assert await resp.text() == '{"supports_preview_metadata": true, "max_upload_size": 104857600}'
+        assert await resp.text() == (
+            '{"supports_preview_metadata": true, "supports_model_type_tags": true, "max_upload_size": 104857600, '
+            '"extension": {"manager": {"supports_v4": true}}, "node_replacements": true, "assets": false}'
+        )
 
 
 async def test_bad_input_gets_clear_errors_and_server_keeps_serving(server: FakeComfy, http: aiohttp.ClientSession) -> None:

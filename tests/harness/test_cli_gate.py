@@ -108,7 +108,7 @@ def test_serve_usage_and_config_errors_exit_3(work: Path) -> None:
 def test_time_scale_must_be_positive_everywhere(work: Path) -> None:
     for args in (["run", "s/ok.yaml"], ["replay", "s/ok.yaml", "--seed", "1"], ["bench", "s/ok.yaml"]):
         run = cli(work, *args, "--time-scale", "-1")
-        assert run.returncode == 3 and "--time-scale: expected a number in" in run.stderr, args
+        assert run.returncode == 3 and "--time-scale: expected a number in [0.01, 10]" in run.stderr, args
 
 
 # --- the baseline gate ------------------------------------------------------------------------
