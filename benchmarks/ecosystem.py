@@ -127,12 +127,36 @@ def problems(result: dict[str, Any]) -> list[str]:
     return found
 
 
+def judgement(result: dict[str, Any]) -> str:
+    """The scorer's problem counts, else (a slow-burn bar: latency, requests, CPU) its first judgement."""
+    found = problems(result)
+    if found:
+        return ", ".join(found[:2])
+    reasons = [r for r in result.get("reasons") or [] if not r.startswith(("Falsifying run", "seed:", "replay:"))]
+    return reasons[0].split(" (")[0].replace("|", "\\|")[:80] if reasons else "fail"
+
+
 def first_reason(result: dict[str, Any]) -> str:
     """The harness's most specific reason line: a task's story, else the first judgement."""
     reasons = [r for r in result.get("reasons") or [] if not r.startswith(("Falsifying run", "seed:", "replay:"))]
     specific = [r for r in reasons if re.match(r"t\d+ ", r)]
     chosen = (specific or reasons or ["(no reason given)"])[0]
-    return chosen.replace("|", "\\|").replace("\n", " ")[:300]
+    return chosen.replace("|", "\\|").replace("\n", " ")[:220]
+
+
+def cell_cause(result: dict[str, Any]) -> str:
+    """Where a failure comes from: a fault-free scenario, or the control-run attribution
+    (results.json schema 2: `attribution`, `clean_run_bug`) of a faulted one."""
+    if fault_free(result):
+        return "clean run"
+    attribution = result.get("attribution")
+    if attribution == "clean_run":
+        return "faults; fails without them too"
+    if attribution == "fault":
+        return "faults (caused by them)" + ("; also a clean-run bug" if result.get("clean_run_bug") else "")
+    if attribution == "unattributed":
+        return "faults (no control run)"
+    return "faults"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -163,24 +187,28 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
         by_cell.setdefault((r["scenario"], r["client"]), []).append(r)
     info = notes.get("clients", {})
     cell_notes = notes.get("cells", {})
-    seeds = sorted({r.get("seed") for r in results}, key=str)
+    seeds_per = {r.get("seed") for r in results if r["scenario"] == scenarios[0] and r["client"] == clients[0]}
 
     out = ["# The ComfyUI client ecosystem under chaos\n"]
     out.append(
-        f"Regenerate this page with **`{command}`** (about 40 minutes on 2 shared cores; it installs "
-        "nothing: install the clients first, see `docs/adapters-thirdparty.md`). "
-        f"`--from {source.relative_to(ROOT) if source.is_relative_to(ROOT) else source}` only re-renders. "
-        "The inspection notes and bug descriptions come from `benchmarks/ecosystem_notes.toml`.\n"
+        f"Regenerate this page with **`{command}`** (40–60 minutes on 2 shared cores, most of it "
+        "the unscalable clients' runs at time scale 1.0; it installs nothing: install the clients first, "
+        "see `docs/adapters-thirdparty.md`). It runs `comfy-chaos bench` into `reports/ecosystem/` and "
+        "renders its `results.json`; `--from reports/ecosystem/results.json` only re-renders, `--all` "
+        "runs the whole default suite instead of the sample. The inspection notes and bug descriptions "
+        "come from `benchmarks/ecosystem_notes.toml`.\n"
     )
     out.append(
-        f"This run: {len(scenarios)} scenarios × {len(clients)} clients, seed(s) {', '.join(map(str, seeds))}, "
-        f"{datetime.now(UTC):%Y-%m-%d}. Each scenario ran once per client with its own seed; clients that "
+        f"This run: {len(scenarios)} scenarios × {len(clients)} clients, {len(seeds_per)} seed(s) per "
+        f"scenario (its own seed first), rendered {datetime.now(UTC):%Y-%m-%d}. Clients that "
         "cannot be time-scaled (fixed poll intervals, timeouts, reconnect delays) ran at time scale 1.0, "
         "the others at the scenario's. A cell reads pass / FAIL (the scorer's problem counts) / inconcl. "
         "(the faults never reached the client). `reference` is this project's client, the yardstick.\n"
     )
 
     out.append("## The clients\n")
+    if notes.get("selection"):
+        out.append(notes["selection"].strip() + "\n")
     rows = []
     for client in clients:
         c = info.get(client, {})
@@ -192,7 +220,9 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
     out.append("\n## Reliability summary\n")
     out.append(
         "Fault-free scenarios are `baseline/*` (no fault scheduled): a failure there is a **clean-run "
-        "bug**, the client fails without any chaos. Fault cells are the rest. Latency is report time − "
+        "bug**, the client fails without any chaos. Fault cells are the rest; where results.json carries "
+        "the control-run attribution (schema 2), a failed fault cell says whether the faults caused it "
+        "or the client fails the same workload without them. Latency is report time − "
         "server completion (scenario seconds, over all tasks of all runs); overhead is HTTP requests and "
         "reconnects per task and the adapter's CPU seconds per task.\n"
     )
@@ -204,10 +234,13 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
         tasks = sum(metric(r, "tasks") for r in mine) or 1.0
         latencies = [t["latency"] for r in mine for t in r.get("tasks") or [] if isinstance(t.get("latency"), (int, float))]
         verdicts = Counter(r.get("verdict") for r in faulty)
+        causes = Counter(r.get("attribution") for r in faulty if r.get("verdict") == "fail")
+        split = (f"; {causes['fault'] + causes['unattributed']} by the faults, {causes['clean_run']} fail without them"
+                 if causes["fault"] + causes["clean_run"] else "")
         rows.append([
             f"`{client}`",
             f"{sum(r.get('verdict') == 'pass' for r in clean)}/{len(clean)}",
-            f"{verdicts['pass']}/{len(faulty)} ({verdicts['fail']} fail, {verdicts['inconclusive']} inconcl.)",
+            f"{verdicts['pass']}/{len(faulty)} ({verdicts['fail']} fail{split}, {verdicts['inconclusive']} inconcl.)",
             str(int(sum(metric(r, "lost") for r in mine))),
             str(int(sum(metric(r, "wrong_outcome") + metric(r, "wrong_outputs") + metric(r, "contradictory") for r in mine))),
             str(int(sum(metric(r, "indeterminate") for r in mine))),
@@ -232,15 +265,18 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
                 continue
             worst = next((r for r in runs if r.get("verdict") == "fail"), runs[0])
             verdict = worst.get("verdict")
-            row.append("pass" if verdict == "pass" else "inconcl." if verdict != "fail" else "FAIL: " + ", ".join(problems(worst)[:2]))
+            row.append("pass" if verdict == "pass" else "inconcl." if verdict != "fail" else "FAIL: " + judgement(worst))
         rows.append(row)
     out.append(table(["scenario", *(f"`{c}`" for c in clients)], rows))
 
     out.append("\n## Every failed cell, inspected\n")
     out.append(
-        "Each FAIL above, with the harness's own reason and what reading the run's log and the "
-        "library's source showed. **client** = a real defect of the library (described below); "
-        "**harness** = a false failure of comfy-chaos (listed for issue 13).\n"
+        "Each FAIL above, with the harness's own reason and what inspecting it showed: the scorer's "
+        "task stories and the run's log; where the adapter's own words were needed, a replay "
+        "(`comfy-chaos replay … --time-scale 1.0`) with the adapter's stdout and stderr captured; and "
+        "the library's source (the npm packages ship their TypeScript in source maps) to name the "
+        "function. **client** = a real defect of the library (the ids point to the list below); "
+        "**harness** = a false failure of comfy-chaos.\n"
     )
     harness_cells = []
     for client in clients:
@@ -257,29 +293,29 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
                 verdict, text = note.get("verdict", "?"), note.get("note", "")
             if verdict == "harness":
                 harness_cells.append((scenario, client, first_reason(r), text))
-            attribution = r.get("attribution")
-            where = "clean run" if fault_free(r) else "faults"
-            if isinstance(attribution, str):
-                where += f" ({attribution})"
-            rows.append([f"`{scenario}`", where, ", ".join(problems(r)), first_reason(r), f"**{verdict}**: {text}".rstrip(": ")])
+            where = cell_cause(r)
+            rows.append([f"`{scenario}`", where, judgement(r), first_reason(r), f"**{verdict}**: {text}".rstrip(": ")])
         out.append(table(["scenario", "where", "scorer", "harness says", "inspection"], rows))
 
     out.append("\n## The bugs, for the libraries' maintainers\n")
+    out.append("Each found by a failed cell above and confirmed in the library's source; the cells cite them by id.\n")
     for client in clients:
-        c = info.get(client, {})
-        if not c.get("bugs"):
+        bugs = notes.get("bugs", {}).get(client, {})
+        if not bugs:
             continue
-        out.append(f"\n### `{client}` — {c.get('package', '')}\n")
-        out.extend(f"- {bug.strip()}\n" for bug in c["bugs"])
+        out.append(f"\n### `{client}` — {info.get(client, {}).get('package', '')}\n")
+        out.extend(f"- **{bug_id}** {text.strip()}\n" for bug_id, text in bugs.items())
 
     out.append("\n## Harness false failures found here\n")
+    if notes.get("harness_context"):
+        out.append(notes["harness_context"].strip() + "\n")
     listed = notes.get("harness_false_failures", [])
     if not harness_cells and not listed:
         out.append("None in this run.\n")
     for scenario, client, said, why in harness_cells:
         out.append(f"- `{scenario}` × `{client}`: the harness said \"{said}\"; {why}\n")
     out.extend(f"- {item.strip()}\n" for item in listed)
-    return "".join(part if part.endswith("\n") else part + "\n" for part in out)
+    return "\n\n".join(part.strip("\n") for part in out) + "\n"
 
 
 def main(argv: list[str]) -> int:

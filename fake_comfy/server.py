@@ -14,7 +14,8 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -25,6 +26,7 @@ from comfy_chaos.fake_comfy.config import FakeConfig
 from comfy_chaos.fake_comfy.connlimit import HEADER_TIMEOUT_S, GuardedSite, default_limit
 from comfy_chaos.fake_comfy.core import ComfyCore
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
+from comfy_chaos.fake_comfy.frontend import FrontendRoutes
 from comfy_chaos.fake_comfy.ledger import Ledger
 from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile, current_info
 from comfy_chaos.fake_comfy.wire import OutFrame
@@ -79,7 +81,7 @@ class Conn:
 
     def _transport(self) -> asyncio.Transport | None:
         request = self.ws._req  # noqa: SLF001 - aiohttp exposes no transport after prepare()
-        return request.transport if request is not None else None  # type: ignore[return-value]
+        return request.transport if request is not None else None
 
     def raise_buffer_limit(self) -> None:
         """After prepare(): let the transport buffer up to `buffer_limit` without pausing
@@ -147,7 +149,8 @@ def remove_scratch_roots() -> tuple[list[str], list[str]]:
     """Remove the scratch tree of every server of this process that was not stopped (a
     fatal error, a teardown cut short); returns (removed, could not remove). Also run at
     interpreter exit."""
-    removed, kept = [], []
+    removed: list[str] = []
+    kept: list[str] = []
     for root in sorted(_SCRATCH_ROOTS):
         shutil.rmtree(root, ignore_errors=True)
         (kept if os.path.exists(root) else removed).append(root)
@@ -276,7 +279,7 @@ class FakeComfy:
             )
             await self._site.start()
             server = self._site._server  # noqa: SLF001 - the bound port when port=0
-            assert server is not None and server.sockets
+            assert isinstance(server, asyncio.Server) and server.sockets
             self.host, self.port = host, server.sockets[0].getsockname()[1]
             self._start_tasks()
             if self.faults is not None:
@@ -336,6 +339,17 @@ class FakeComfy:
                 if not os.path.exists(self.root):
                     _SCRATCH_ROOTS.discard(self.root)
         log.info("fake_comfy.stopped", url=self.base_url)
+
+    async def attach_faults(self, faults: FaultEngine) -> None:
+        """Attach a fault engine to the running server (after a browser client's warm-up):
+        sockets already open are handed to it as connections made now, its `at:` clock
+        starts now, and every later frame, connection and request goes through it."""
+        self.faults = faults
+        faults.bind(self)
+        self.events.subscribe(faults.on_event)
+        for conn in list(self.conns.values()):
+            faults.on_ws_connect(conn)
+        await faults.start()
 
     async def restart(self, keep_history: bool = False) -> None:
         """Simulated process restart: sockets dropped, queue and running prompt lost, counter reset.
@@ -494,10 +508,12 @@ class FakeComfy:
 
     # ------------------------------------------------------------------ app
     def _make_app(self) -> web.Application:
+        self.frontend = FrontendRoutes()  # the web frontend and its start-up routes (fake_comfy/frontend.py)
         app = web.Application(
             client_max_size=self.config.max_upload_size,
-            middlewares=[self._record_middleware, self._fault_middleware, self._origin_middleware],
+            middlewares=[self.frontend.middleware, self._record_middleware, self._fault_middleware, self._origin_middleware],
         )
+        self.frontend.register(app)
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/ws", self._ws),
             ("GET", "/prompt", self._get_prompt),
@@ -919,4 +935,4 @@ class FakeComfy:
         return response
 
 
-__all__ = ["FakeComfy", "FakeConfig", "Conn", "HTTP_FAULT_KEY"]
+__all__ = ["HTTP_FAULT_KEY", "Conn", "FakeComfy", "FakeConfig"]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, cast
 
-ReportType = Literal["ready", "submitted", "result", "note", "crash", "done", "stats"]
+ReportType = Literal["ready", "submitted", "result", "note", "crash", "done", "stats", "ui"]
 TargetKind = Literal["ws", "http", "toxic", "server"]
 
 _HTTP_KINDS = frozenset({"http_error", "http_slow", "http_truncate", "prompt_response_lost", "history_lag"})
@@ -280,6 +280,8 @@ class AdapterInfo:
     ended: str | None = None
     ended_at: float | None = None  # clock time it ended (or was killed)
     scalable: bool | None = None  # what its `ready` line said (None: nothing)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """Browser clients: [{kind: "screenshot", label, t, src: data URI}] for the report."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AdapterInfo:

@@ -32,6 +32,7 @@ class TaskClass(StrEnum):
     WRONG_OUTPUTS = "wrong_outputs"
     INDETERMINATE = "indeterminate"
     CONTRADICTORY = "contradictory"
+    STUCK_UI = "stuck_ui"
     NOT_COMPLETED = "not_completed"
 
 
@@ -140,6 +141,9 @@ class ScenarioResult:
     tags: list[str] = field(default_factory=list)
     client_ids: dict[str, str] = field(default_factory=dict)
     """WebSocket client id (sid) → `c<client_index>`, where a report ties them together."""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """Browser clients: screenshots `{kind: "screenshot", label, t, src: data URI, client_index}`
+    (t in seconds after t0), shown in the HTML report."""
     attribution: str = Attribution.UNATTRIBUTED.value
     attribution_detail: str = ""
     clean_run_bug: bool = False

@@ -416,7 +416,9 @@ class _Run:
             self.engine.external = self._external_toxic
             self.engine.external_heal = self._external_heal
         config = FakeConfig(time_scale=self.time_scale, seed=self.seed, comfyui_version=self.scenario.profile_version)
-        self.server = FakeComfy(config, faults=self.engine)
+        warm_up = any(callable(getattr(adapter, "warm_up", None)) for adapter in self.adapters)
+        engine = None if warm_up else self.engine  # after a warm-up, attached at t0
+        self.server = FakeComfy(config, faults=engine)
         self.server.events.subscribe(self._on_server_event)
         self.t0 = self.record.t0 = self.clock()  # the engine's `at:` triggers count from server start
         async with asyncio.timeout(STEP_TIMEOUT_S):
@@ -427,29 +429,39 @@ class _Run:
             proxy = await self.ctl.create_proxy(self.proxy_name, upstream=upstream)
         self.proxy_created = True
         self.proxy_ready.set()
-        return f"http://127.0.0.1:{proxy.listen_port}"
+        base_url = f"http://127.0.0.1:{proxy.listen_port}"
+        if warm_up:
+            await self._warm_up(base_url)
+        return base_url
+
+    async def _warm_up(self, base_url: str) -> None:
+        """Browser clients load their page before the run clock and the fault schedule start:
+        t0 is taken, and the fault engine attached, once every page is ready. Requests made
+        while warming up are dropped from the ledger (not the run's)."""
+        warm_start = self.clock()
+        self._make_sessions(base_url)
+        limit = max(float(getattr(adapter, "warm_up_timeout", STEP_TIMEOUT_S)) for adapter in self.adapters)
+        warming = [
+            adapter.warm_up(session, self.server)  # type: ignore[attr-defined]
+            for adapter, session in zip(self.adapters, self.sessions, strict=True)
+            if callable(getattr(adapter, "warm_up", None))
+        ]
+        async with asyncio.timeout(limit):
+            await asyncio.gather(*warming)
+        self.server.ledger.http.clear()
+        self.t0 = self.record.t0 = self.clock()
+        if self.engine is not None:
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self.server.attach_faults(self.engine)
+        self.log.info("runner.warmed_up", seconds=round(self.t0 - warm_start, 3))
 
     async def _drive(self, base_url: str) -> None:
         scale = self.time_scale
         deadline = self.scenario.deadline * scale
         grace = self.scenario.grace * scale
         faults_over_at = time_triggered_end(self.specs, scale)
-        for index, adapter in enumerate(self.adapters):
-            session = AdapterSession(
-                base_url=base_url,
-                time_scale=scale,
-                deadline_s=deadline,
-                max_concurrency=max(1, len(self.plan)),
-                client_index=index,
-                sink=self._sink,
-                clock=self.clock,
-                info=AdapterInfo(
-                    client_index=index,
-                    # In-process adapters and registry entries say it; a `cmd:` client only in its ready line.
-                    scalable=adapter.scalable if getattr(adapter, "scalable_declared", True) else None,
-                ),
-            )
-            self.sessions.append(session)
+        self._make_sessions(base_url)
+        for adapter, session in zip(self.adapters, self.sessions, strict=True):
             self.adapter_tasks.append(asyncio.create_task(self._run_adapter(adapter, session)))
         self._spawn(self._feed())
         judge_at: float | None = None
@@ -504,6 +516,8 @@ class _Run:
             decided=round(decided - self.t0, 3),
             all_reported=self._all_reported(),
         )
+        for session in self.sessions:
+            session.judged.set()
 
     async def _teardown(self) -> None:
         if not self.record.t_end:
@@ -511,6 +525,7 @@ class _Run:
         self.judged = True
         for session in self.sessions:
             session.end()
+            session.judged.set()
         if self.adapter_tasks:
             margin = 0.0 if self.cancelled or self.rescale else self.done_margin
             _, pending = await asyncio.wait(self.adapter_tasks, timeout=margin)
@@ -612,6 +627,27 @@ class _Run:
             session.crash(f"{type(exc).__name__}: {exc}")
             session.info.ended, session.info.ended_at = f"crashed: {type(exc).__name__}: {exc}", self.clock()
         self.changed.set()
+
+    def _make_sessions(self, base_url: str) -> None:
+        if self.sessions:
+            return  # made for the warm-up
+        for index, adapter in enumerate(self.adapters):
+            self.sessions.append(
+                AdapterSession(
+                    base_url=base_url,
+                    time_scale=self.time_scale,
+                    deadline_s=self.scenario.deadline * self.time_scale,
+                    max_concurrency=max(1, len(self.plan)),
+                    client_index=index,
+                    sink=self._sink,
+                    clock=self.clock,
+                    info=AdapterInfo(
+                        client_index=index,
+                        # In-process adapters and registry entries say it; a `cmd:` client only in its ready line.
+                        scalable=adapter.scalable if getattr(adapter, "scalable_declared", True) else None,
+                    ),
+                )
+            )
 
     def _sink(self, report: dict[str, Any]) -> None:
         kind = report["type"]

@@ -40,6 +40,7 @@ FINAL_OUTCOMES = ("success", "error", "interrupted")
 PRIMARY_ORDER = (
     TaskClass.PHANTOM,
     TaskClass.CONTRADICTORY,
+    TaskClass.STUCK_UI,
     TaskClass.LOST,
     TaskClass.INDETERMINATE,
     TaskClass.WRONG_OUTCOME,
@@ -58,6 +59,7 @@ PROBLEM_BARS = {
     "wrong_outputs": TaskClass.WRONG_OUTPUTS,
     "indeterminate": TaskClass.INDETERMINATE,
     "contradictory": TaskClass.CONTRADICTORY,
+    "stuck_ui": TaskClass.STUCK_UI,
 }
 """`expect:` bar → the problem class it limits."""
 
@@ -274,6 +276,38 @@ class _Scoring:
             else:
                 target.results.append(report)
         return dict(sorted(tasks.items(), key=lambda kv: task_sort_key(kv[0])))
+
+    def shown_running(self) -> dict[str, float]:
+        """UI clients (docs/browser.md): the tasks the page still showed running in its last
+        `ui` report at or before the judgement, each with the moment since when it had been
+        shown running without a break."""
+        since: dict[str, float] = {}
+        for report in sorted((r for r in self.rec.reports if r.type == "ui"), key=lambda r: r.t):
+            if report.t > self.t_end:
+                break
+            running = {str(task_id) for task_id in report.extra.get("running") or []}
+            since = {task_id: since.get(task_id, report.t) for task_id in running}
+        return since
+
+    def mark_stuck_ui(self, scores: dict[str, TaskScore]) -> None:
+        """A task the server finished that the page still showed running at the judgement is
+        `stuck_ui` (instead of `lost` when it was never reported), with how long."""
+        since = self.shown_running()
+        end = self.rel0(self.t_end)
+        for score in scores.values():
+            started = since.get(score.task_id)
+            if started is None or score.completed_at is None or score.server_outcome not in FINAL_OUTCOMES:
+                continue
+            stuck_from = max(self.rel0(started), score.completed_at)
+            why = (
+                f"stuck UI: the page still showed it running at the judgement, {end - score.completed_at:.1f} s "
+                f"after the server finished it (shown running since {_fmt_t(self.rel0(started))}, "
+                f"stuck from {_fmt_t(stuck_from)})"
+            )
+            problems = {*score.problems, TaskClass.STUCK_UI} - {TaskClass.LOST}
+            score.problems = [c for c in PRIMARY_ORDER if c in problems]
+            score.cls = score.problems[0]
+            score.why = "; ".join(w for w in (why, score.why) if w and w != "never reported")
 
     # --- classification --------------------------------------------------------------------
 
@@ -549,6 +583,7 @@ class _Scoring:
                 last_activity = end
         marks = self.faults(last_activity, spans)
         scores = {tid: self.classify(t, marks) for tid, t in gathered.items()}
+        self.mark_stuck_ui(scores)
         values = list(scores.values())
 
         completed_scores = [s for s in values if s.server_outcome in FINAL_OUTCOMES]
@@ -652,6 +687,7 @@ class _Scoring:
             description=str(self.scenario.get("description") or ""),
             tags=list(self.scenario.get("tags") or []),
             client_ids=dict(self.sid_names),
+            evidence=self.evidence(),
             attribution=attribution.value,
             attribution_detail=detail,
             clean_run_bug=clean_run_bug,
@@ -664,6 +700,15 @@ class _Scoring:
             client_words=self.client_words(values),
             comfyui_version=self.rec.comfyui_version,
         )
+
+    def evidence(self) -> list[dict[str, Any]]:
+        """Screenshots a browser client took (docs/browser.md), times made relative to t0."""
+        shots = []
+        for info in self.rec.adapter.instances:
+            for item in getattr(info, "evidence", None) or []:
+                if isinstance(item, Mapping) and item.get("src"):
+                    shots.append({**item, "t": self.rel(item.get("t")), "client_index": info.client_index})
+        return shots
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:
         pid = s.prompt_ids[-1] if s.prompt_ids else None

@@ -8,7 +8,8 @@
   and the frames of a recorded ComfyUI trace;
 - `wsjson`: read JSON frames from an aiohttp WebSocket until a condition holds.
 
-Every wait here is bounded. No pytest dependency: use them from any test runner.
+Every wait here is bounded, generously (30–60 s by default): a loaded machine is slow, not
+broken, and a passing test never waits for a bound. No pytest dependency.
 """
 from comfy_chaos.fake_comfy.testing.fakeserve import (
     W_BASIC,

@@ -60,7 +60,7 @@ async def run_prompt(server: FakeComfy, ws: RawWs, client: str = "c0", task: str
     prompt_id = await submit(server, client, task)
     frames = []
     while True:
-        frame = await ws.recv(timeout=10)
+        frame = await ws.recv(timeout=60)
         frames.append(frame)
         if frame.opcode in (0, CLOSE) or (is_final(frame) and prompt_id.encode() in frame.payload):
             return prompt_id, frames

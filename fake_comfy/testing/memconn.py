@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from comfy_chaos.fake_comfy.wire import OutFrame
+
 
 @dataclass
 class MemConn:
@@ -86,7 +88,7 @@ class MemServer:
         self.restarted.set()
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     """Yield to the loop until `condition()` holds (bounded)."""
     async with asyncio.timeout(timeout):
         while not condition():

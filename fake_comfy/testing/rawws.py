@@ -31,7 +31,7 @@ class RawWs:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str, timeout: float = 5.0) -> RawWs:
+    async def connect(cls, host: str, port: int, path: str, timeout: float = 30.0) -> RawWs:
         """Upgrade; raises `Refused(status)` if the server answers anything but 101."""
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
@@ -47,7 +47,7 @@ class RawWs:
             raise Refused(status, head)
         return cls(reader, writer)
 
-    async def recv(self, timeout: float = 5.0) -> Frame:
+    async def recv(self, timeout: float = 30.0) -> Frame:
         async with asyncio.timeout(timeout):
             try:
                 b0, b1 = await self.reader.readexactly(2)
@@ -87,7 +87,7 @@ class Refused(Exception):
         self.status, self.head = status, head
 
 
-async def raw_http_get(host: str, port: int, path: str, timeout: float = 5.0) -> tuple[bytes, bytes]:
+async def raw_http_get(host: str, port: int, path: str, timeout: float = 30.0) -> tuple[bytes, bytes]:
     """GET with `Connection: close`; returns (head, every body byte until the server closed)."""
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(host, port)

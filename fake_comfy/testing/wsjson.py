@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
 __all__ = ["finished", "receive_json_until"]
 
-async def receive_json_until(ws: aiohttp.ClientWebSocketResponse, done: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> list[dict[str, Any]]:
+async def receive_json_until(ws: aiohttp.ClientWebSocketResponse, done: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> list[dict[str, Any]]:
     """Collect JSON text frames until `done(message)` is true (bounded)."""
     out: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):

@@ -9,6 +9,8 @@
   the copy `comfy-chaos install NAME` set up, see `adapters/setup.py`);
 * `cmd:<command line>` — a child process speaking JSON lines (docs/adapters.md);
 * `py:<module>:<Class>` — an in-process adapter class that is not registered;
+* `frontend`, `frontend@<version>`, `web:<path-or-url>` — a web client in headless Chromium
+  (`harness.adapters.browser`, docs/browser.md);
 * `isolated:<spec>` — an in-process adapter (a name or `py:...`) run in a child process
   through `python -m comfy_chaos.harness.adapters.subprocess_host <spec>`.
 """
@@ -26,7 +28,7 @@ from typing import Any
 from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task
 from comfy_chaos.harness.resources import adapters_root
 
-__all__ = ["AdapterSession", "ClientAdapter", "Task", "AdapterError", "load_adapter", "registered"]
+__all__ = ["AdapterError", "AdapterSession", "ClientAdapter", "Task", "load_adapter", "registered"]
 
 GROUP = "comfy_chaos.clients"
 
@@ -119,6 +121,15 @@ def load_adapter(spec: str) -> ClientAdapter:
         if shutil.which(program) is None and not Path(program).is_file():
             raise AdapterError(f"--client {spec}: {program!r} is not an executable on PATH nor a file")
         return adapter
+    if spec == "frontend" or spec.startswith(("frontend@", "web:")):
+        from comfy_chaos.harness.adapters.browser import load_browser_adapter
+
+        try:
+            browser = load_browser_adapter(spec)
+        except ValueError as exc:
+            raise AdapterError(str(exc)) from exc
+        assert browser is not None
+        return browser
     if spec.startswith("isolated:"):
         inner = spec[len("isolated:"):]
         if inner not in registered() and not inner.startswith("py:"):

@@ -314,6 +314,21 @@ def _frames(result: ScenarioResult) -> str:
     return "".join(parts)
 
 
+def _evidence(result: ScenarioResult) -> str:
+    """A browser client's screenshots (data URIs, so the page stays self-contained)."""
+    figures = []
+    for shot in result.evidence:
+        src = str(shot.get("src") or "")
+        if shot.get("kind") != "screenshot" or not src.startswith("data:image/"):
+            continue
+        caption = f"{shot.get('label') or 'screenshot'} at {_fmt(shot.get('t'))} s (client c{shot.get('client_index', 0)})"
+        figures.append(
+            f'<figure class="evidence"><img src="{escape(src)}" alt="{escape(caption)}" loading="lazy" '
+            f'style="max-width:100%;border:1px solid #e3e6ea"><figcaption>{escape(caption)}</figcaption></figure>'
+        )
+    return "".join(figures)
+
+
 def _clean_run_bugs(results: list[ScenarioResult]) -> str:
     """Each client's clean-run bug once (not once per scenario)."""
     bugs = clean_run_bugs(results)
@@ -390,6 +405,8 @@ def _section(index: int, r: ScenarioResult) -> str:
     parts.append("<h3>Tasks</h3>" + _tasks_table(r))
     if r.frames:
         parts.append("<h3>Around each problem task</h3>" + _frames(r))
+    if r.evidence:
+        parts.append("<h3>Screenshots</h3>" + _evidence(r))
     parts.append("</section>")
     return "".join(parts)
 

@@ -68,6 +68,7 @@ async def _populate_from(server: ToxiproxyServer, path: str) -> None:
         log.error("toxiproxy.config.unreadable", config=path, error=str(exc))
         return
     response = await server.populate(None, body)  # type: ignore[arg-type]
+    assert isinstance(response.body, bytes)  # a json_response's body
     result = json.loads(response.body)
     if "error" in result:
         log.error("toxiproxy.config.failed", config=path, error=result["error"])

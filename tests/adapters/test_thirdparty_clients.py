@@ -11,7 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .test_subprocess_adapters import (  # noqa: F401  (server, slow_server: fixtures)
+from comfy_chaos.fake_comfy import FakeComfy
+from comfy_chaos.fake_comfy.ledger import tag_workflow
+from comfy_chaos.harness import workflows
+from comfy_chaos.harness.adapters.base import AdapterSession, Task
+
+from .test_subprocess_adapters import (
     BASIC_AND_ERROR,
     RUN_TIMEOUT_S,
     SEED,
@@ -22,14 +27,7 @@ from .test_subprocess_adapters import (  # noqa: F401  (server, slow_server: fix
     require_adapter,
     results_by_task,
     run_adapter,
-    server,
-    slow_server,
 )
-
-from comfy_chaos.fake_comfy import FakeComfy
-from comfy_chaos.fake_comfy.ledger import tag_workflow
-from comfy_chaos.harness import workflows
-from comfy_chaos.harness.adapters.base import AdapterSession, Task
 
 
 async def test_comfykit_reports_history_outcome_prompt_id_and_outputs(slow_server: FakeComfy) -> None:
@@ -82,8 +80,22 @@ async def test_saintno_sdk_reports_every_declared_output_node(slow_server: FakeC
         assert [r["prompt_id"] for r in submitted] == [record.prompt_id], "onPending gives the id once, early"
 
 
-async def test_stable_canvas_resolves_at_the_first_output_node(server: FakeComfy) -> None:
-    reports, session = await run_adapter("stable-canvas-comfyui-client", server, [("t0", "basic")], max_concurrency=1)
+async def test_stable_canvas_resolves_at_the_first_output_node(slow_server: FakeComfy) -> None:
+    # The blocker keeps the prompt queued until enqueue() listens (it starts after the POST reply).
+    server = slow_server
+    completed = asyncio.Event()
+    unsubscribe = server.events.subscribe(
+        lambda event: completed.set() if event.kind == "prompt_completed" and event.task_id == "t0" else None
+    )
+    try:
+        reports, session = await run_adapter(
+            "stable-canvas-comfyui-client", server, [("t0", "basic")], max_concurrency=1, time_scale=1.0,
+            when_ready=occupy_worker(server),
+        )
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            await completed.wait()  # it reports at the first output node, before the prompt ends
+    finally:
+        unsubscribe()
     assert_clean_run("stable-canvas-comfyui-client", reports, session, ["t0"])
     record = ledger_by_task(server)["t0"]
     [result] = results_by_task(reports)["t0"]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # a child pytest session per test
+
 ROOT = Path(__file__).resolve().parents[2]
 
 OK = """

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from comfy_chaos.harness.results import TASK_CLASSES, ScenarioResult
 from comfy_chaos.harness.scoring import PRIMARY_ORDER
 from comfy_chaos.harness.scoring import score_json as score
-from hypothesis import given, settings
-from hypothesis import strategies as st
+
 from .scoring_records import T0, outputs_for, prompt, record, result, submitted
 
 FINISHED = ("success", "error", "interrupted")
@@ -58,6 +61,7 @@ def build(tasks: list[dict]) -> dict:
     return record(prompts, reports, tasks=len(tasks), t_end=14.0, fault_specs=specs, fault_log=log)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(task_strategy, min_size=1, max_size=6))
 def test_scorer_invariants(tasks: list[dict]) -> None:

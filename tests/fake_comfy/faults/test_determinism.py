@@ -79,6 +79,7 @@ async def run_once(engine_seed: int) -> tuple[list[tuple], list[int]]:
     return signature, engine.skipped_specs()
 
 
+@pytest.mark.slow
 async def test_same_seed_same_faults_20_runs_under_cpu_load(busy_cores: None) -> None:
     seed = 1
     first, skipped = await run_once(seed)
