@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import structlog
 
-from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy import FakeComfy, FakeConfig, testing
 from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 from comfy_chaos.fake_comfy.wire import OutFrame
 
@@ -32,14 +32,8 @@ TRACE = Path(__file__).resolve().parents[1] / "tests" / "data" / "comfyui-traces
 
 
 def recorded_frames(sid: str) -> list[OutFrame]:
-    frames = []
-    for line in TRACE.read_text().splitlines():
-        event = json.loads(line)
-        if event["kind"] == "ws-text" and event["dir"] == "server->client" and event["conn"] == "A":
-            data = json.loads(event["text"])["data"]
-            frames.append(OutFrame(sid, event["type"], text=event["text"], prompt_id=data.get("prompt_id"),
-                                   task_id="t0" if data.get("prompt_id") else None, node=data.get("node")))
-    return frames
+    """The recorded stream of one real prompt, every frame addressed to `sid`."""
+    return [dataclasses.replace(frame, sid=sid) for frame in testing.recorded_frames(TRACE)]
 
 
 class NullConn:

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import structlog
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "reliability"))
+from comfy_chaos.fake_comfy.testing.resources import Resources, snapshot
 
-from relhelp import Resources, snapshot  # noqa: E402 - shared with the CI leak test
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rss_mib() -> float:

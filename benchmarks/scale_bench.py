@@ -60,8 +60,8 @@ async def run(path: Path, client: str, tasks: int | None, clients: int | None) -
         t_score = time.perf_counter()
         result = score(record)
         score_s = time.perf_counter() - t_score
-    prompts = record.ledger.get("prompts", {})
-    frames = sum(len(p["messages"]) for p in prompts.values())
+    prompts = record.ledger.prompts
+    frames = sum(len(p.messages) for p in prompts.values())
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     metrics = result.metrics if isinstance(result.metrics, dict) else {}
     rows = [
@@ -71,7 +71,7 @@ async def run(path: Path, client: str, tasks: int | None, clients: int | None) -
         ("wall time", f"{wall:.1f} s (start → judgement {judged:.1f} s, teardown {wall - judged:.1f} s)"),
         ("scoring", f"{score_s:.2f} s"),
         ("throughput", f"{n_tasks / judged:,.0f} tasks/s, {frames / judged:,.0f} prompt frames/s recorded"),
-        ("ledger", f"{len(prompts)} prompts, {frames:,} prompt frames, {len(record.ledger.get('http', [])):,} HTTP requests"),
+        ("ledger", f"{len(prompts)} prompts, {frames:,} prompt frames, {len(record.ledger.http):,} HTTP requests"),
         ("memory", f"peak RSS {peak_mib:,.0f} MiB (before the run {rss_before:,.0f} MiB, after {_rss_mib():,.0f} MiB)"),
     ]
     if tracemalloc.is_tracing():

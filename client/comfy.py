@@ -114,7 +114,12 @@ class ComfyClient:
             timeout=aiohttp.ClientTimeout(total=None),
         )
         self._http = ComfyHttp(
-            self._session, self.base_url, self.stats, self.config.request_timeout, self.config.http_concurrency
+            self._session,
+            self.base_url,
+            self.stats,
+            self.config.request_timeout,
+            self.config.http_concurrency,
+            jobs_api=self.config.jobs_api,
         )
         ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         self._ws = WsDriver(

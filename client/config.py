@@ -45,6 +45,7 @@ class ClientConfig:
     poll_interval: float = _duration(3.0)
     poll_via_queue: bool = True
     poll_backoff: bool = True  # a task absent from /queue and /history is re-checked less and less often
+    jobs_api: bool = True  # read the queue from GET /api/jobs where the server has it (ComfyUI >= 0.6)
 
     # Completion
     reconcile_on_reconnect: bool = True
@@ -136,6 +137,7 @@ class ClientConfig:
             echo_timeout=None,
             poll_via_queue=False,
             poll_backoff=False,
+            jobs_api=False,
             reconcile_on_reconnect=False,
             use_hints=False,
             history_retry_delays=(),

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from comfy_chaos.client.jobs import JOBS_QUEUE_PATH, queue_from_jobs
 from comfy_chaos.client.stats import ClientStats
 
 log = structlog.get_logger(__name__)
@@ -16,6 +17,10 @@ log = structlog.get_logger(__name__)
 
 class HttpFailure(Exception):
     """A request that produced no usable JSON answer (network error, timeout, non-200, bad body)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of a non-200 answer
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,18 @@ class ComfyHttp:
     ambiguous)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, stats: ClientStats, timeout: float, concurrency: int
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        stats: ClientStats,
+        timeout: float,
+        concurrency: int,
+        jobs_api: bool = True,
     ) -> None:
         self._session = session
+        #: Whether to ask the Jobs API for the queue: None = not known yet, False = the
+        #: server has none (404) or the config says no.
+        self.jobs_api: bool | None = None if jobs_api else False
         self.base_url = base_url.rstrip("/")
         self._stats = stats
         self._timeout = timeout
@@ -52,7 +66,7 @@ class ComfyHttp:
                 async with self._session.get(self.base_url + path) as resp:
                     raw = await resp.read()
                     if resp.status != 200:
-                        raise HttpFailure(f"GET {path}: HTTP {resp.status}")
+                        raise HttpFailure(f"GET {path}: HTTP {resp.status}", resp.status)
         except HttpFailure:
             self._stats.http_failures += 1
             raise
@@ -69,6 +83,22 @@ class ComfyHttp:
         return await self.get_json(f"/history/{prompt_id}")
 
     async def get_queue(self) -> Any:
+        """Running and pending prompts, `/queue`-shaped: from the Jobs API where the server
+        has one, else (or when that request fails) from `/queue`."""
+        if self.jobs_api is not False:
+            try:
+                queue = queue_from_jobs(await self.get_json(JOBS_QUEUE_PATH))
+            except HttpFailure as exc:
+                queue = None
+                if exc.status == 404:
+                    self.jobs_api = False
+                    log.info("jobs_api.absent", detail="the server has no Jobs API; asking /queue from now on")
+            if queue is not None:
+                self.jobs_api = True
+                self._stats.jobs_reads += 1
+                return queue
+            if self.jobs_api:
+                self._stats.jobs_fallbacks += 1
         return await self.get_json("/queue")
 
     async def post_prompt(self, body: dict[str, Any]) -> PostResult:

@@ -23,6 +23,8 @@ class ClientStats:
     submit_ambiguous: int = 0
     resubmits: int = 0
     final_checks: int = 0
+    jobs_reads: int = 0  # queue reads answered by the Jobs API
+    jobs_fallbacks: int = 0  # Jobs API reads that failed on a server that has it: /queue asked instead
     reported: int = 0
 
     def to_dict(self) -> dict[str, int]:

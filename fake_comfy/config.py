@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, Profile, get_profile
+
 
 @dataclass(frozen=True, slots=True)
 class FakeConfig:
@@ -15,6 +17,7 @@ class FakeConfig:
     origin_check: bool = True  # ComfyUI's loopback Origin/Host check (off with --enable-cors-header)
     ledger_limit: int | None = None  # keep only the last N prompts/connections/requests (serve); None = all
     upload_quota_mb: int = 256  # total bytes /upload/image may store (the scratch tree is often RAM)
+    comfyui_version: str = DEFAULT_VERSION  # the protocol profile (fake_comfy.profiles)
 
     def __post_init__(self) -> None:
         if not self.time_scale >= 0:
@@ -27,6 +30,11 @@ class FakeConfig:
             raise ValueError(f"FakeConfig.upload_quota_mb must be > 0, got {self.upload_quota_mb!r}")
         if self.history_size <= 0:
             raise ValueError(f"FakeConfig.history_size must be > 0, got {self.history_size!r}")
+        object.__setattr__(self, "comfyui_version", get_profile(self.comfyui_version).name)
+
+    @property
+    def profile(self) -> Profile:
+        return get_profile(self.comfyui_version)
 
     @property
     def max_upload_size(self) -> int:

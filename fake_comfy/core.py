@@ -12,13 +12,16 @@ import json
 import random
 import struct
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
 from comfy_chaos.fake_comfy.execution_order import execution_order
 from comfy_chaos.fake_comfy.ledger import Ledger, task_tag
 from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, NodeClass, NodeFailure, NodePlan, OutputFile
+from comfy_chaos.fake_comfy.profiles import Profile, get_profile
 from comfy_chaos.fake_comfy.validation import coerce_inputs, is_link, validate_prompt
 from comfy_chaos.fake_comfy.wire import OutFrame
 
@@ -33,6 +36,20 @@ PREVIEW_IMAGE_WITH_METADATA = 4
 #: ComfyUI the message is queued first and the worker writes history afterwards, so a
 #: client reacting to `execution_success` can see `/history/{id}` still empty.
 HISTORY_LAG = 0.002
+#: Log lines kept for `/internal/logs` (ComfyUI's `app.logger` ring buffer).
+LOG_BUFFER = 300
+_INFO = "\x1b[32m[INFO]\x1b[0m "
+_ERROR = "\x1b[1m\x1b[31m[ERROR]\x1b[0m "
+
+
+def is_canonical_uuid(value: Any) -> bool:
+    """ComfyUI >= 0.25's prompt_id rule: `str(uuid.UUID(v)) == v` (lowercase, hyphenated)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def dumps(value: Any) -> str:
@@ -106,6 +123,7 @@ class _Run:
     meta: dict[str, Any] = field(default_factory=dict)
     messages: list[list[Any]] = field(default_factory=list)
     node_index: int = 0
+    started_ms: int = 0
     outcome: str = ""
     error: dict[str, Any] | None = None
 
@@ -135,7 +153,9 @@ class ComfyCore:
         max_upload_size: int = 104857600,
         history_size: int = 10000,
         classes: dict[str, NodeClass] | None = None,
+        profile: Profile | None = None,
     ) -> None:
+        self.profile = profile if profile is not None else get_profile(None)
         self.clock = clock
         self.wall_ms = wall_ms
         self.ledger = ledger
@@ -165,6 +185,8 @@ class ComfyCore:
         self.temp_prefix = "_temp_" + "".join(self.rng.choice("abcdefghijklmnopqrstupvxyz") for _ in range(5))
         self._always_changed = 0
         self.counters = {k: v for k, v in self.counters.items() if k[0] != "temp"}
+        self.logs: deque[dict[str, str]] = deque(maxlen=LOG_BUFFER)  # a new process starts a new log
+        self.log_subscribers: set[str] = set()
 
     def reset(self, keep_history: bool = False) -> None:
         """Simulated process restart: queue, running prompt, sockets, cache and counter are lost."""
@@ -255,7 +277,26 @@ class ComfyCore:
             return [], first_message
 
     def server_features(self) -> dict[str, Any]:
-        return {"supports_preview_metadata": True, "max_upload_size": self.max_upload_size}
+        return self.profile.features(self.max_upload_size)
+
+    # ------------------------------------------------------------------ logs (/internal/logs)
+    def log(self, message: str, level: str = "info") -> list[OutFrame]:
+        """One log line: kept for `/internal/logs`, pushed as `logs` to subscribed clients."""
+        if self.profile.log_levels:
+            message = (_ERROR if level == "error" else _INFO) + message
+        stamp = datetime.fromtimestamp(self.wall_ms() / 1000).isoformat(timespec="microseconds")
+        entry = {"t": stamp, "m": message}
+        self.logs.append(entry)
+        frames: list[OutFrame] = []
+        for sid in sorted(self.log_subscribers):
+            frames += self._frames("logs", {"entries": [entry], "size": None}, sid)
+        return frames
+
+    def subscribe_logs(self, client_id: str, enabled: bool) -> None:
+        if enabled:
+            self.log_subscribers.add(client_id)
+        else:
+            self.log_subscribers.discard(client_id)
 
     # ------------------------------------------------------------------ queue
     def submit(self, body: Any) -> SubmitResult:
@@ -284,8 +325,14 @@ class ComfyCore:
             return SubmitResult(
                 400, _bad_request("invalid_prompt", "'partial_execution_targets' must be a list", "partial_execution_targets")
             )
-        prompt_id = str(body["prompt_id"]) if "prompt_id" in body else self.new_id()
-        validation = validate_prompt(prompt, self.classes, targets)
+        if self.profile.uuid_prompt_ids:
+            given = body.get("prompt_id")
+            if given is not None and not is_canonical_uuid(given):
+                return SubmitResult(400, _invalid_prompt_id())
+            prompt_id = given if given is not None else self.new_id()
+        else:
+            prompt_id = str(body["prompt_id"]) if "prompt_id" in body else self.new_id()
+        validation = validate_prompt(prompt, self.classes, targets, self.profile.missing_node_type)
         extra_data = body.get("extra_data", {})
         if not isinstance(extra_data, dict):
             return SubmitResult(400, _bad_request("invalid_request", "'extra_data' must be a JSON object", "extra_data"))
@@ -295,14 +342,19 @@ class ComfyCore:
             extra_data["client_id"] = body["client_id"]
         if not validation.ok:
             return SubmitResult(400, {"error": validation.error, "node_errors": validation.node_errors})
-        item = QueueItem(number, prompt_id, prompt, extra_data, validation.outputs, task_tag(prompt))
+        if self.profile.queue_hides_secrets:  # ComfyUI moves them to a hidden 6th element no route shows
+            for key in SENSITIVE_EXTRA_DATA_KEYS:
+                extra_data.pop(key, None)
+        if self.profile.create_time:
+            extra_data["create_time"] = self.wall_ms()
+        outputs = validation.outputs[::-1] if self.profile.reverse_output_order else validation.outputs
+        item = QueueItem(number, prompt_id, prompt, extra_data, outputs, task_tag(prompt))
         self._seq += 1
         heapq.heappush(self.queue, (number, prompt_id, self._seq, item))
         self.ledger.accept(prompt_id, item.task_id, item.client_id, number, self.clock())
         self._emit("prompt_accepted", item)
-        return SubmitResult(
-            200, {"prompt_id": prompt_id, "number": number, "node_errors": validation.node_errors}, self._status()
-        )
+        frames = self.log("got prompt\n") + self._status()
+        return SubmitResult(200, {"prompt_id": prompt_id, "number": number, "node_errors": validation.node_errors}, frames)
 
     def queue_view(self) -> dict[str, Any]:
         running = [self.running.item.wire()] if self.running is not None else []
@@ -341,11 +393,22 @@ class ComfyCore:
         self.queue.clear()
         return self._status()
 
-    def interrupt(self, prompt_id: str | None = None) -> None:
-        """Set the cooperative interrupt flag (only for the running prompt if an id is given)."""
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Set the cooperative interrupt flag (only for the running prompt if an id is given).
+
+        Returns whether the flag was set (ComfyUI's `interrupt_if_running` for job cancel)."""
         if prompt_id is not None and (self.running is None or self.running.item.prompt_id != prompt_id):
-            return
+            return False
         self.interrupt_requested = True
+        return True
+
+    def cancel_job(self, prompt_id: str) -> tuple[bool, list[OutFrame]]:
+        """Jobs API cancel: interrupt it if it is the running prompt, else dequeue it if pending."""
+        if self.interrupt(prompt_id):
+            return True, []
+        if any(entry[3].prompt_id == prompt_id for entry in self.queue):
+            return True, self.delete_pending(prompt_id)
+        return False, []
 
     def request_free(self, free_memory: bool, unload_models: bool) -> None:
         if free_memory or unload_models:
@@ -433,7 +496,7 @@ class ComfyCore:
         self.cache = {k: v for k, v in self.cache.items() if k in wanted}
         cached = {n for n in prompt if sigs[n] in self.cache}
         order = execution_order(prompt, self.classes, cached, item.outputs)
-        run = _Run(item, order, cached, sigs)
+        run = _Run(item, order, cached, sigs, started_ms=self.wall_ms())
         self.running = run
         record = self.ledger.prompts.get(item.prompt_id)
         if record is not None:
@@ -652,6 +715,10 @@ class ComfyCore:
             "current_outputs": list(run.item.prompt),
             "timestamp": self.wall_ms(),
         }
+        message = failure.exception_message
+        step.frames += self.log(message, "error")
+        step.frames += self.log(f"!!! Exception during processing !!! {message}", "error")
+        step.frames += self.log("Traceback (most recent call last):\n" + "".join(failure.traceback), "error")
         self._add_message(step, run, "execution_error", data)
         return self._ended(run, "error", data)
 
@@ -685,6 +752,15 @@ class ComfyCore:
         step.frames += self._status()
         if item.client_id is not None:
             step.frames += self._frames("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id, item)
+        if self.log_subscribers:
+            seconds = (self.wall_ms() - run.started_ms) / 1000
+            text = f"Prompt executed in {seconds:.2f} seconds"
+            step.frames += self.log(f"\x1b[32m{text}\x1b[0m\n" if self.profile.log_levels else text + "\n")
+
+
+def _invalid_prompt_id() -> dict[str, Any]:
+    details = "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the server generate one"
+    return _bad_request("invalid_prompt_id", "prompt_id must be a valid UUID", details)
 
 
 def _bad_request(kind: str, message: str, details: str) -> dict[str, Any]:

@@ -169,6 +169,33 @@ def _info(
     return info
 
 
+#: Display names that changed by 0.33.0 (as recorded; the other classes kept theirs).
+CURRENT_DISPLAY_NAMES = {"EmptyImage": "Empty Image", "SaveImageWebsocket": "Save Image (Websocket)", "ImageBlur": "Blur Image"}
+
+
+def current_info(info: dict[str, Any]) -> dict[str, Any]:
+    """An `/object_info` entry in ComfyUI 0.33's shape (keys added in 0.11-0.19, in the
+    recorded order); `info` is the 0.3.64 entry. V3 nodes (those with `deprecated`) carry more."""
+    v3 = "deprecated" in info
+    after: dict[str, dict[str, Any]] = {"input_order": {"is_input_list": False}}
+    if v3:
+        after |= {
+            "output_tooltips": {"output_matchtypes": None},
+            "experimental": {"dev_only": False},
+            "api_node": {
+                "price_badge": None, "search_aliases": None, "essentials_category": None, "has_intermediate_output": False,
+            },
+        }  # fmt: skip
+    else:
+        after["output_node"] = {"has_intermediate_output": False, "search_aliases": []}
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        out[key] = value
+        out |= after.get(key, {})
+    out["display_name"] = CURRENT_DISPLAY_NAMES.get(info["name"], info["display_name"])
+    return out
+
+
 _PNGINFO_HIDDEN = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 _MEGAPIXEL = 1024 * 1024
 

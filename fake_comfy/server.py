@@ -20,12 +20,14 @@ import structlog
 from aiohttp import WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from comfy_chaos.fake_comfy import jobs
 from comfy_chaos.fake_comfy.config import FakeConfig
 from comfy_chaos.fake_comfy.connlimit import HEADER_TIMEOUT_S, GuardedSite, default_limit
 from comfy_chaos.fake_comfy.core import ComfyCore
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
+from comfy_chaos.fake_comfy.frontend import FrontendRoutes
 from comfy_chaos.fake_comfy.ledger import Ledger
-from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile
+from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile, current_info
 from comfy_chaos.fake_comfy.wire import OutFrame
 
 if TYPE_CHECKING:
@@ -245,6 +247,7 @@ class FakeComfy:
             output_dir=os.path.join(self.root, "output"),
             max_upload_size=self.config.max_upload_size,
             history_size=self.config.history_size,
+            profile=self.config.profile,
         )
         self.conns: dict[int, Conn] = {}
         self._next_conn_id = 0
@@ -293,7 +296,13 @@ class FakeComfy:
         except BaseException:
             await self.stop()
             raise
-        log.info("fake_comfy.started", url=self.base_url, time_scale=self.config.time_scale, seed=self.config.seed)
+        log.info(
+            "fake_comfy.started",
+            url=self.base_url,
+            time_scale=self.config.time_scale,
+            seed=self.config.seed,
+            comfyui_version=self.config.profile.comfyui_version,
+        )
 
     def _start_tasks(self) -> None:
         self._outbox = asyncio.Queue()
@@ -339,6 +348,17 @@ class FakeComfy:
                 if not os.path.exists(self.root):
                     _SCRATCH_ROOTS.discard(self.root)
         log.info("fake_comfy.stopped", url=self.base_url)
+
+    async def attach_faults(self, faults: FaultEngine) -> None:
+        """Attach a fault engine to the running server (after a browser client's warm-up):
+        sockets already open are handed to it as connections made now, its `at:` clock
+        starts now, and every later frame, connection and request goes through it."""
+        self.faults = faults
+        faults.bind(self)
+        self.events.subscribe(faults.on_event)
+        for conn in list(self.conns.values()):
+            faults.on_ws_connect(conn)
+        await faults.start()
 
     async def restart(self, keep_history: bool = False) -> None:
         """Simulated process restart: sockets dropped, queue and running prompt lost, counter reset.
@@ -497,10 +517,12 @@ class FakeComfy:
 
     # ------------------------------------------------------------------ app
     def _make_app(self) -> web.Application:
+        self.frontend = FrontendRoutes()  # the web frontend and its start-up routes (fake_comfy/frontend.py)
         app = web.Application(
             client_max_size=self.config.max_upload_size,
-            middlewares=[self._record_middleware, self._fault_middleware, self._origin_middleware],
+            middlewares=[self.frontend.middleware, self._record_middleware, self._fault_middleware, self._origin_middleware],
         )
+        self.frontend.register(app)
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/ws", self._ws),
             ("GET", "/prompt", self._get_prompt),
@@ -523,11 +545,26 @@ class FakeComfy:
             ("GET", "/extensions", self._extensions),
             ("POST", "/free", self._free),
         ]
+        if self.config.profile.jobs_api:
+            # Declared with the literal /api prefix in ComfyUI, so the prefix loop makes
+            # /api/api/jobs… too and there is no bare /jobs (recorded in 11-jobs).
+            routes += [
+                ("GET", "/api/jobs", self._list_jobs),
+                ("POST", "/api/jobs/cancel", self._cancel_jobs),
+                ("GET", "/api/jobs/{job_id}", self._get_job),
+                ("POST", "/api/jobs/{job_id}/cancel", self._cancel_job),
+            ]
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
             app.router.add_route(method, "/api" + path, handler)
+        app.router.add_route("GET", "/internal/logs", self._logs)
+        app.router.add_route("GET", "/internal/logs/raw", self._logs_raw)
+        app.router.add_route("PATCH", "/internal/logs/subscribe", self._logs_subscribe)
         app.router.add_route("GET", "/", self._index)
         app.router.add_route("*", "/api/{tail:.*}", self._api_not_found)
+        if self.config.profile.jobs_api:
+            # no bare /jobs: ComfyUI's static web root answers it like an unknown /api path (11-jobs)
+            app.router.add_route("*", "/jobs{tail:.*}", self._api_not_found)
         return app
 
     @web.middleware
@@ -556,7 +593,12 @@ class FakeComfy:
 
     @web.middleware
     async def _origin_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """ComfyUI's loopback Origin check; OPTIONS answered 200 empty without reaching a handler."""
+        """ComfyUI's loopback Origin check; OPTIONS answered 200 empty without reaching a handler.
+
+        ComfyUI >= 0.19 first refuses `Sec-Fetch-Site: cross-site` (exact match) with an empty 403,
+        WebSocket upgrades and preflights included."""
+        if self.config.profile.sec_fetch_site_check and request.headers.get("Sec-Fetch-Site") == "cross-site":
+            return web.Response(status=403)
         if request.method == "OPTIONS":
             return web.Response()
         if self.config.origin_check and "Host" in request.headers and "Origin" in request.headers:
@@ -628,6 +670,52 @@ class FakeComfy:
             self.events.emit(ServerEvent("ws_disconnected", now, client_id=sid, detail={"conn_id": conn_id}))
             self._signal()
         return ws
+
+    # ------------------------------------------------------------------ jobs API (0.33 profile)
+    async def _list_jobs(self, request: web.Request) -> web.Response:
+        status, body = jobs.list_jobs(self.core, request.query)
+        return _json(body, status)
+
+    async def _get_job(self, request: web.Request) -> web.Response:
+        status, body = jobs.get_job(self.core, request.match_info["job_id"])
+        return _json(body, status)
+
+    async def _cancel_job(self, request: web.Request) -> web.Response:
+        cancelled, frames = self.core.cancel_job(request.match_info["job_id"])
+        self._enqueue(frames)
+        return _json({"cancelled": cancelled})
+
+    async def _cancel_jobs(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_json(request)
+        except ValueError:
+            return _json({"error": "Request body must be valid JSON"}, 400)
+        ids = jobs.batch_ids(body)
+        if isinstance(ids, tuple):
+            return _json(ids[1], ids[0])
+        cancelled = False
+        for job_id in ids:
+            done, frames = self.core.cancel_job(job_id)
+            self._enqueue(frames)
+            cancelled = cancelled or done
+        return _json({"cancelled": cancelled})
+
+    # ------------------------------------------------------------------ /internal/logs
+    async def _logs(self, request: web.Request) -> web.Response:
+        return _json("".join(f"{entry['t']} - {entry['m']}" for entry in self.core.logs))
+
+    async def _logs_raw(self, request: web.Request) -> web.Response:
+        return _json({"entries": list(self.core.logs), "size": {"cols": 80, "rows": 24}})
+
+    async def _logs_subscribe(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_json(request)
+        except ValueError as exc:
+            return _bad_json("PATCH /internal/logs/subscribe", exc)
+        if not isinstance(body, dict) or not isinstance(body.get("clientId"), str):
+            return _json({"error": {"type": "invalid_request", "message": "expected {clientId, enabled}", "details": "clientId", "extra_info": {}}}, 400)
+        self.core.subscribe_logs(body["clientId"], bool(body.get("enabled")))
+        return web.Response(status=200)
 
     # ------------------------------------------------------------------ prompt / queue
     async def _get_prompt(self, request: web.Request) -> web.Response:
@@ -778,20 +866,26 @@ class FakeComfy:
     # ------------------------------------------------------------------ static info
     async def _system_stats(self, request: web.Request) -> web.Response:
         ram = 8 * 1024**3
+        profile = self.config.profile
+        system: dict[str, Any] = {
+            "os": profile.os_name,
+            "ram_total": ram,
+            "ram_free": ram // 2,
+            "comfyui_version": profile.comfyui_version,
+            "required_frontend_version": profile.frontend_version,
+            "installed_templates_version": profile.templates_version,
+            "required_templates_version": profile.templates_version,
+        }
+        if profile.package_versions:
+            system["comfy_package_versions"] = [
+                {"name": name, "installed": version, "required": version} for name, version in profile.package_versions
+            ]
+        system |= {"python_version": "3.11.7 (fake_comfy)", "pytorch_version": "2.14.1+cpu", "embedded_python": False}
+        if profile.deploy_environment is not None:
+            system["deploy_environment"] = profile.deploy_environment
+        system["argv"] = ["main.py", "--cpu", "--listen", self.host, "--port", str(self.port)]
         body = {
-            "system": {
-                "os": "posix",
-                "ram_total": ram,
-                "ram_free": ram // 2,
-                "comfyui_version": "0.3.64",
-                "required_frontend_version": "1.27.10",
-                "installed_templates_version": "0.1.95",
-                "required_templates_version": "0.1.95",
-                "python_version": "3.11.7 (fake_comfy)",
-                "pytorch_version": "2.14.1+cpu",
-                "embedded_python": False,
-                "argv": ["main.py", "--cpu", "--listen", self.host, "--port", str(self.port)],
-            },
+            "system": system,
             "devices": [
                 {
                     "name": "cpu",
@@ -806,13 +900,16 @@ class FakeComfy:
         }
         return _json(body)
 
+    def _class_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return current_info(info) if self.config.profile.object_info_v3_keys else info
+
     async def _object_info(self, request: web.Request) -> web.Response:
-        return _json({name: cls.info for name, cls in NODE_CLASSES.items()})
+        return _json({name: self._class_info(cls.info) for name, cls in NODE_CLASSES.items()})
 
     async def _object_info_one(self, request: web.Request) -> web.Response:
         name = request.match_info["node_class"]
         cls = NODE_CLASSES.get(name)
-        return _json({name: cls.info} if cls is not None else {})
+        return _json({name: self._class_info(cls.info)} if cls is not None else {})
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         return _json([])
@@ -835,7 +932,7 @@ class FakeComfy:
         return web.Response(
             text="<!doctype html><title>ComfyUI</title><p>fake_comfy</p>",
             content_type="text/html",
-            headers={"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "0"},
+            headers={"Cache-Control": self.config.profile.index_cache_control, "Pragma": "no-cache", "Expires": "0"},
         )
 
     async def _api_not_found(self, request: web.Request) -> web.StreamResponse:

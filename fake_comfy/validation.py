@@ -26,6 +26,20 @@ def _error(kind: str, message: str, details: str) -> dict[str, Any]:
     return {"type": kind, "message": message, "details": details, "extra_info": {}}
 
 
+def _missing_node_type(node_id: str, node: Any, class_type: Any) -> dict[str, Any]:
+    """ComfyUI 0.33's body for an unknown class (`class_type` given) or a missing one (None)."""
+    meta = node.get("_meta") if isinstance(node, dict) else None
+    title = meta.get("title") if isinstance(meta, dict) else None
+    if class_type is None:
+        message = f"Node '{title or f'ID #{node_id}'}' has no class_type. The workflow may be corrupted or a custom node is missing."
+    else:
+        title = title or class_type
+        message = f"Node '{title}' not found. The custom node may not be installed."
+    error = _error("missing_node_type", message, f"Node ID '#{node_id}'")
+    error["extra_info"] = {"node_id": node_id, "class_type": class_type, "node_title": title}
+    return error
+
+
 def is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
@@ -178,12 +192,21 @@ class _Validator:
 
 
 def validate_prompt(
-    prompt: Any, classes: dict[str, NodeClass], partial_targets: list[str] | None = None
+    prompt: Any,
+    classes: dict[str, NodeClass],
+    partial_targets: list[str] | None = None,
+    missing_node_type: bool = False,
 ) -> Validation:
-    """Validate an API-format prompt; `prompt` must already be known to be a dict."""
+    """Validate an API-format prompt; `prompt` must already be known to be a dict.
+
+    `missing_node_type` selects the error body of an unknown or missing class_type:
+    ComfyUI >= 0.15.1 answers `missing_node_type` with `extra_info`, older ones `invalid_prompt`.
+    """
     outputs: list[str] = []
     for x, node in prompt.items():
         if not isinstance(node, dict) or "class_type" not in node:
+            if missing_node_type:
+                return Validation(False, _missing_node_type(x, node, None))
             return Validation(
                 False,
                 _error(
@@ -195,6 +218,8 @@ def validate_prompt(
         class_type = node["class_type"]
         cls = classes.get(class_type) if isinstance(class_type, str) else None
         if cls is None:
+            if missing_node_type:
+                return Validation(False, _missing_node_type(x, node, class_type))
             return Validation(
                 False,
                 _error("invalid_prompt", f"Cannot execute because node {class_type} does not exist.", f"Node ID '#{x}'"),

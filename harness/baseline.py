@@ -7,7 +7,10 @@ A regression is, for a (scenario, client) present in both files:
   * a verdict that got worse (pass → fail, inconclusive → fail);
   * a pair that is new (not in the baseline) and fails: a new failure is a regression, a
     known failure that stays the same is not;
-  * latency p95 above the baseline's by more than BOTH the relative and the absolute
+  * latency p95 above the baseline's by more than the relative, the absolute (scenario
+    seconds) AND the real-time tolerance (default 0.25 real s, i.e. 2.5 scenario s at time
+    scale 0.1: a loaded CI machine's scheduling jitter is real time, and scaled up tenfold
+    it would read as a regression);
     tolerance (default +50 % and +0.5 s, scenario seconds).
 Several results for one pair (repeats) are merged: problems united, worst verdict, max p95.
 
@@ -23,7 +26,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comfy_chaos.harness.results import ResultsError, ResultsFile, ScenarioResult, load_results, save_results
+from comfy_chaos.harness.results import (
+    ResultsError,
+    ResultsFile,
+    ScenarioResult,
+    load_results,
+    save_results,
+)
 from comfy_chaos.harness.scoring import task_sort_key
 
 _VERDICT_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
@@ -31,10 +40,12 @@ _VERDICT_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
 
 @dataclass(frozen=True)
 class Tolerance:
-    """p95 regresses only when above base × (1 + ratio) and above base + absolute."""
+    """p95 regresses only when above base × (1 + ratio), above base + absolute (scenario
+    seconds) and above base + absolute_real ÷ time scale (real seconds)."""
 
     latency_ratio: float = 0.5
     latency_abs: float = 0.5
+    latency_abs_real: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class _Merged:
     hang: bool = False
     crash: bool = False
     p95: float | None = None
+    time_scale: float = 1.0  # the smallest of the merged runs' (the widest real-time tolerance)
 
 
 def _merge(results: list[ScenarioResult]) -> dict[tuple[str, str], _Merged]:
@@ -92,6 +104,7 @@ def _merge(results: list[ScenarioResult]) -> dict[tuple[str, str], _Merged]:
                 m.problems.setdefault(problem, set()).add(task.task_id)
         m.hang |= bool(r.metrics.get("hang"))
         m.crash |= bool(r.metrics.get("crash"))
+        m.time_scale = min(m.time_scale, r.time_scale) if r.time_scale > 0 else m.time_scale
         p95 = r.metrics.get("latency_p95")
         if p95 is not None:
             m.p95 = p95 if m.p95 is None else max(m.p95, p95)
@@ -144,12 +157,14 @@ def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = 
         elif base.verdict != cur.verdict:
             out.notes.append(f"{scenario} / {client}: verdict {base.verdict} → {cur.verdict}")
         if cur.p95 is not None and base.p95 is not None:
-            limit = max(base.p95 * (1 + tolerance.latency_ratio), base.p95 + tolerance.latency_abs)
+            real = tolerance.latency_abs_real / min(cur.time_scale, base.time_scale)
+            limit = max(base.p95 * (1 + tolerance.latency_ratio), base.p95 + tolerance.latency_abs, base.p95 + real)
             if cur.p95 > limit:
                 regress(
                     "latency",
                     f"p95 {cur.p95:.2f} s > {limit:.2f} s (baseline {base.p95:.2f} s "
-                    f"+{tolerance.latency_ratio:.0%} and +{tolerance.latency_abs:g} s)",
+                    f"+{tolerance.latency_ratio:.0%}, +{tolerance.latency_abs:g} s "
+                    f"and +{tolerance.latency_abs_real:g} real s)",
                 )
     return out
 
@@ -222,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("baseline")
     cmp_.add_argument("--latency-ratio", type=float, default=Tolerance.latency_ratio)
     cmp_.add_argument("--latency-abs", type=float, default=Tolerance.latency_abs)
+    cmp_.add_argument("--latency-abs-real", type=float, default=Tolerance.latency_abs_real)
     cmp_.add_argument("--fail-on-inconclusive", action="store_true", help="exit 2 when a run is inconclusive")
     wr = sub.add_parser("write", help="store RESULTS as the new BASELINE")
     wr.add_argument("results")
@@ -236,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(f"baseline written: {path}\n")
             return 0
         comparison = compare(
-            load_results(args.results), load_results(args.baseline), Tolerance(args.latency_ratio, args.latency_abs)
+            load_results(args.results), load_results(args.baseline), Tolerance(args.latency_ratio, args.latency_abs, args.latency_abs_real)
         )
     except ResultsError as exc:
         sys.stderr.write(f"{exc}\n")

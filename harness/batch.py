@@ -27,9 +27,11 @@ async def run_batch(
     log_dir: Path | None = None,
     on_start: OnStart | None = None,
     on_result: OnResult | None = None,
+    harness_options: dict[str, Any] | None = None,
 ) -> list[ScenarioResult]:
     """Run every (scenario, client) job, `parallel` at a time; results in job order. With
-    `log_dir`, each run's events go to `<log_dir>/<scenario>--<client>--seed<N>.jsonl`."""
+    `log_dir`, each run's events go to `<log_dir>/<scenario>--<client>--seed<N>.jsonl`.
+    `harness_options` are `Harness` keywords (`control`, `unscalable`)."""
     from comfy_chaos.harness.runner import Harness
     from comfy_chaos.harness.shutdown import gather_all
     from comfy_chaos.harness.suite import run_one
@@ -37,7 +39,7 @@ async def run_batch(
     limit = asyncio.Semaphore(parallel)
     results: list[ScenarioResult | None] = [None] * len(jobs)
 
-    async with Harness(log_dir=log_dir) as harness:
+    async with Harness(log_dir=log_dir, **(harness_options or {})) as harness:
         if on_start is not None:
             on_start(harness.backend_info, harness.url)
 

@@ -175,7 +175,7 @@ class Chaos(BaseModel):
         None,
         min_length=1,
         description="Kinds to draw from (fault kinds, 'restart', or toxic types); null = the default set",
-        json_schema_extra={"items": {"enum": sorted(GENERATORS)}},
+        json_schema_extra={"items": {"enum": [*sorted(GENERATORS)]}},
     )
     tasks: list[str] | None = Field(
         None, min_length=1, description="Task ids the faults are anchored to; null = any planned task"

@@ -13,10 +13,11 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar, Token
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import structlog
 
@@ -44,7 +45,7 @@ class RunLog:
             self._file.close()
             self._file = None
 
-    def write(self, event_dict: dict[str, Any]) -> None:
+    def write(self, event_dict: Mapping[str, Any]) -> None:
         if self._file is not None:
             self._file.write(json.dumps(event_dict, default=repr) + "\n")
 
@@ -55,7 +56,7 @@ def log_path(log_dir: Path, scenario: str, client: str, seed: int) -> Path:
     return log_dir / f"{safe}.jsonl"
 
 
-def capture(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def capture(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     run_log = _current.get()
     if run_log is not None:
         run_log.write(event_dict)
@@ -63,7 +64,7 @@ def capture(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[s
 
 
 def _console_filter(level: int) -> structlog.types.Processor:
-    def drop_quiet(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def drop_quiet(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if logging.getLevelNamesMapping().get(str(event_dict.get("level", "info")).upper(), logging.INFO) < level:
             raise structlog.DropEvent
         return event_dict
@@ -71,7 +72,7 @@ def _console_filter(level: int) -> structlog.types.Processor:
     return drop_quiet
 
 
-def configure(console_level: int, stream: IO[str] | None = None) -> None:
+def configure(console_level: int, stream: TextIO | None = None) -> None:
     """Structlog for a harness process: INFO and above captured per run, `console_level` shown."""
     structlog.configure(
         processors=[

@@ -1,4 +1,4 @@
-"""Scored results and the results JSON file (`schema_version: 1`, see docs/scoring.md).
+"""Scored results and the results JSON file (`schema_version: 2`, see docs/scoring.md).
 
 `ScenarioResult` is what the scorer returns for one run (one scenario × one client); it
 carries everything the reports need (metrics, per-task classification, a timeline with
@@ -9,26 +9,47 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 files (no attribution, no client words) still load: the new fields default."""
 
 VERDICTS = ("pass", "fail", "inconclusive")
 
-TASK_CLASSES = (
-    "ok",
-    "lost",
-    "phantom",
-    "duplicate_report",
-    "duplicate_execution",
-    "wrong_outcome",
-    "wrong_outputs",
-    "indeterminate",
-    "contradictory",
-    "not_completed",
-)
-"""Per-task classes; `ok` and `not_completed` are the neutral ones, the rest are problems."""
+
+class TaskClass(StrEnum):
+    """Per-task classes; `ok` and `not_completed` are the neutral ones, the rest are problems."""
+
+    OK = "ok"
+    LOST = "lost"
+    PHANTOM = "phantom"
+    DUPLICATE_REPORT = "duplicate_report"
+    DUPLICATE_EXECUTION = "duplicate_execution"
+    WRONG_OUTCOME = "wrong_outcome"
+    WRONG_OUTPUTS = "wrong_outputs"
+    INDETERMINATE = "indeterminate"
+    CONTRADICTORY = "contradictory"
+    STUCK_UI = "stuck_ui"
+    NOT_COMPLETED = "not_completed"
+
+
+TASK_CLASSES = tuple(c.value for c in TaskClass)
+
+
+class Attribution(StrEnum):
+    """Why a result is what it is, from its control run (docs/scoring.md "Attribution")."""
+
+    PASS = "pass"
+    FAULT = "fault"
+    """Fails only under the faults (or the faults added failures the control run does not have)."""
+    CLEAN_RUN = "clean_run"
+    """Fails without faults too, and the faults changed nothing that fails."""
+    INCONCLUSIVE = "inconclusive"
+    UNATTRIBUTED = "unattributed"
+    """Fails, and there is no usable control run to compare with."""
 
 
 class ResultsError(ValueError):
@@ -45,8 +66,8 @@ class TaskScore:
     """One task's classification; times are seconds after the run's t0 (real, not unscaled)."""
 
     task_id: str
-    cls: str
-    problems: list[str] = field(default_factory=list)
+    cls: TaskClass
+    problems: list[TaskClass] = field(default_factory=list)
     client_index: int | None = None
     prompt_ids: list[str] = field(default_factory=list)
     server_outcome: str | None = None
@@ -60,6 +81,10 @@ class TaskScore:
     latency: float | None = None
     """First report minus server completion, in scenario seconds (real seconds / time_scale)."""
     why: str = ""
+    detail: str | None = None
+    """The client's own words on its first result (its error text), as reported."""
+    outputs_compared: bool = True
+    """False when the client reported `outputs: null` (it does not expose outputs)."""
 
 
 @dataclass
@@ -73,6 +98,12 @@ class FaultMark:
     source: str = "server"
     spec_index: int | None = None
     effective: bool = True
+    """Reached the client while work was outstanding."""
+    target_kind: str = "ws"
+    target_client_id: str | None = None
+    reached: bool = True
+    """The fault reached this client (a frame to its socket, a fault on one of its
+    requests, a toxic or restart while it was connected)."""
 
 
 @dataclass
@@ -110,6 +141,36 @@ class ScenarioResult:
     tags: list[str] = field(default_factory=list)
     client_ids: dict[str, str] = field(default_factory=dict)
     """WebSocket client id (sid) → `c<client_index>`, where a report ties them together."""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """Browser clients: screenshots `{kind: "screenshot", label, t, src: data URI, client_index}`
+    (t in seconds after t0), shown in the HTML report."""
+    attribution: str = Attribution.UNATTRIBUTED.value
+    attribution_detail: str = ""
+    clean_run_bug: bool = False
+    """The client fails this workload without any fault (its control run failed, or the
+    scenario has no faults)."""
+    control: dict[str, Any] | None = None
+    """Summary of the control run (`verdict`, `failures`, `problems`, `metrics`, `reasons`)."""
+    failures: list[str] = field(default_factory=list)
+    """The bars this run broke (also the first reason lines of a fail)."""
+    capabilities_missing: list[str] = field(default_factory=list)
+    """What the client does not expose, so was not compared (`outputs`, `prompt_ids`)."""
+    client_words: dict[str, Any] = field(default_factory=dict)
+    """What the client said itself: `errors` (task, outcome, detail), `notes`, `crashes`,
+    `counters`, `ready`, `stderr_tail` (last 4 KiB)."""
+    comfyui_version: str = ""
+    """The ComfyUI version (protocol profile) the fake server imitated in this run."""
+
+    def failure_kinds(self) -> set[str]:
+        """For a CI gate: {"fault"} and/or {"clean_run"} when this result fails for that cause."""
+        if self.verdict != "fail":
+            return set()
+        kinds = set()
+        if self.attribution in (Attribution.FAULT, Attribution.UNATTRIBUTED):
+            kinds.add("fault")
+        if self.clean_run_bug:
+            kinds.add("clean_run")
+        return kinds
 
     @property
     def key(self) -> tuple[str, str]:
@@ -122,15 +183,35 @@ class ScenarioResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScenarioResult:
         data = dict(data)
-        data["tasks"] = [_from_dict(TaskScore, t) for t in data.get("tasks", [])]
+        data["tasks"] = [_task_from_dict(t) for t in data.get("tasks", [])]
         data["faults"] = [_from_dict(FaultMark, f) for f in data.get("faults", [])]
         data["connections"] = [_from_dict(ConnSpan, c) for c in data.get("connections", [])]
-        return _from_dict(cls, data)
+        result: ScenarioResult = _from_dict(cls, data)
+        return result
+
+
+FAILURE_KINDS = ("fault", "clean_run")
+
+
+def failing(results: list[ScenarioResult], kinds: tuple[str, ...] = FAILURE_KINDS) -> list[ScenarioResult]:
+    """The results a CI gate should fail on: those failing for one of `kinds` (`fault`:
+    caused by the faults or unattributed; `clean_run`: the client fails without faults)."""
+    unknown = sorted(set(kinds) - set(FAILURE_KINDS))
+    if unknown:
+        raise ValueError(f"failure kinds {unknown}: expected some of {list(FAILURE_KINDS)}")
+    return [r for r in results if r.failure_kinds() & set(kinds)]
+
+
+def _task_from_dict(data: dict[str, Any]) -> TaskScore:
+    task: TaskScore = _from_dict(TaskScore, data)
+    task.cls = TaskClass(task.cls)
+    task.problems = [TaskClass(p) for p in task.problems]
+    return task
 
 
 @dataclass
 class ResultsFile:
-    """`{"schema_version": 1, "run": {...}, "results": [...]}`."""
+    """`{"schema_version": 2, "run": {...}, "results": [...]}`."""
 
     run: dict[str, Any]
     results: list[ScenarioResult]
@@ -143,7 +224,7 @@ class ResultsFile:
         if not isinstance(data, dict):
             raise ResultsError(f"{source}: expected a JSON object at the top level")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ResultsError(f"{source}: schema_version: expected {SCHEMA_VERSION}, got {version!r}")
         results = data.get("results")
         if not isinstance(results, list):
@@ -152,7 +233,7 @@ class ResultsFile:
         for i, item in enumerate(results):
             try:
                 parsed.append(ScenarioResult.from_dict(item))
-            except (TypeError, AttributeError) as exc:
+            except (TypeError, AttributeError, ValueError) as exc:
                 raise ResultsError(f"{source}: results[{i}]: {exc}") from None
         return cls(run=dict(data.get("run") or {}), results=parsed)
 

@@ -17,29 +17,55 @@ import asyncio
 import time
 import traceback
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
-
 from comfy_chaos.harness.adapters import load_adapter
-from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task
+from comfy_chaos.harness.adapters.base import (
+    AdapterSession,
+    ClientAdapter,
+    Task,
+    Unscalable,
+)
+from comfy_chaos.harness.control_runs import (
+    control_key,
+    control_scenario,
+    fixed_timer_hints,
+    unreported,
+)
 from comfy_chaos.harness.eventlog import RunLog, log_path
-from comfy_chaos.harness.record import AdapterInfo, RunRecord
+from comfy_chaos.harness.record import (
+    AdapterInfo,
+    AdapterSummary,
+    AppliedFault,
+    ClientReport,
+    ControlSummary,
+    LedgerSnapshot,
+    RunRecord,
+    ScheduledFault,
+)
 from comfy_chaos.harness.scenario import Scenario
 from comfy_chaos.harness.schedule import plan_heal, time_triggered_end, toxic_name
+from comfy_chaos.harness.starvation import LagSampler, StarvationMonitor
+from comfy_chaos.harness.toxiproxy.control import ToxiproxyError
 
-__all__ = ["RunRecord", "RunError", "Harness", "run_scenario"]
+__all__ = ["Harness", "RunError", "RunRecord", "run_scenario"]
 
 log = structlog.get_logger(__name__)
 
+STDERR_TAIL = 4096  # the documented stderr tail (docs/adapters.md)
 STEP_TIMEOUT_S = 10.0  # start/stop of one part (server, proxy, toxic call)
 DONE_MARGIN_S = 3.0  # after judgement: time an adapter gets to finish on its own
 CANCEL_TIMEOUT_S = 10.0  # after cancelling an adapter: time to unwind (kills its process)
 SETTLE_S = 2.0  # scenario seconds the judge keeps listening after every task was reported
 WAKE_S = 0.1  # the judge loop re-checks at least this often (ledger state is polled)
+# Loop iterations the judge lets pass between deciding and judging. A report already on
+# its way (a client's future resolved, a line in the adapter's pipe) needs a few hops to
+# reach the sink; under starvation the judge's own timer can overtake it (issue 18).
+DRAIN_HOPS = 16
 
 
 class RunError(Exception):
@@ -54,15 +80,36 @@ class Harness:
     """One Toxiproxy backend shared by many runs: `async with Harness() as h: await h.run(...)`."""
 
     def __init__(
-        self, toxiproxy_url: str | None = None, *, done_margin: float = DONE_MARGIN_S, log_dir: Path | None = None
+        self,
+        toxiproxy_url: str | None = None,
+        *,
+        done_margin: float = DONE_MARGIN_S,
+        log_dir: Path | None = None,
+        control: bool = True,
+        unscalable: Iterable[str] = (),
     ) -> None:
         self._url = toxiproxy_url
         self.done_margin = done_margin
         self.log_dir = log_dir  # each run's events → <log_dir>/<scenario>--<client>--seed<N>.jsonl
         self._backend: Any = None
         self.backend_info: dict[str, Any] = {}
+        # Control runs: the same workload without faults, once per key (`control_key`).
+        self.control = control
+        self._controls: dict[str, asyncio.Future[_Control]] = {}
+        # Clients that run at time scale 1.0 whatever they say: the user's --unscalable,
+        # plus every client whose `ready` line said `"scalable": false` in this process.
+        self.unscalable: set[str] = set(unscalable)
+        self._declared_unscalable: set[str] = set()
+        # Client → did its control run at time scale 1.0 report what the scaled one lost?
+        self._fixed_timers: dict[str, bool] = {}
 
     async def __aenter__(self) -> Harness:
+        # Imported now, not inside the first runs: an import blocks the event loop, and
+        # with -j 2 the run beside it would measure that as starvation.
+        import comfy_chaos.client
+        import comfy_chaos.fake_comfy
+        import comfy_chaos.fake_comfy.faults
+        import comfy_chaos.harness.scoring  # noqa: F401
         from comfy_chaos.harness.toxiproxy import resolve_backend
 
         if self._url is None:
@@ -91,19 +138,129 @@ class Harness:
     async def run(
         self, scenario: Scenario, client: str, *, seed: int | None = None, time_scale: float | None = None
     ) -> RunRecord:
+        """Run `scenario` with `client`, then attach the summary of its control run
+        (`record.control`): the same workload without faults, run once per client, seed and
+        time scale and reused. A scenario without faults is its own control. With
+        `control=False` the record has no control and attribution is unknown."""
+        seed = scenario.seed if seed is None else seed
+        record = await self._logged(scenario, client, seed, time_scale, scenario.name)
+        if self.control:
+            key = control_key(scenario, client, seed, record.time_scale)
+            if not scenario.fault_schedule() and key not in self._controls:
+                own: asyncio.Future[_Control] = asyncio.get_running_loop().create_future()
+                self._controls[key] = own
+                own.set_result(await self._summarise(control_scenario(scenario), client, seed, record))
+            control = await self.control_run(scenario, client, seed=seed, time_scale=record.time_scale)
+            record.control = control.summary
+            record.warnings.extend(w for w in control.warnings if w not in record.warnings)
+        return record
+
+    async def control_run(self, scenario: Scenario, client: str, *, seed: int, time_scale: float) -> _Control:
+        """The control run for this workload × client × seed × time scale (cached): its
+        summary (None when the harness failed to run it) and its warnings."""
+        key = control_key(scenario, client, seed, time_scale)
+        future = self._controls.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._controls[key] = future
+            try:
+                control = await self._run_control(scenario, client, seed, time_scale)
+            except BaseException as exc:
+                self._controls.pop(key, None)
+                future.set_exception(exc)
+                future.exception()  # retrieved: other waiters re-raise it themselves
+                raise
+            future.set_result(control)
+        return await asyncio.shield(future)
+
+    async def _run_control(self, scenario: Scenario, client: str, seed: int, time_scale: float) -> _Control:
+        clean = control_scenario(scenario)
+        try:
+            record = await self._logged(clean, client, seed, time_scale, f"{scenario.name}.control")
+        except RunError as exc:
+            log.error("runner.control.failed", scenario=scenario.name, client=client, error=str(exc))
+            return _Control(None, ())
+        return await self._summarise(clean, client, seed, record)
+
+    async def _summarise(self, clean: Scenario, client: str, seed: int, record: RunRecord) -> _Control:
+        from comfy_chaos.harness.scoring import score, summarise_control
+
+        warnings: list[str] = []
+        if client not in self.unscalable and not _declared(record):
+            warnings = await self._fixed_timer_warnings(clean, client, seed, record)
+        summary = summarise_control(await asyncio.to_thread(score, record))  # off the loop: a neighbour runs
+        return _Control(summary, (*record.warnings, *warnings))
+
+    async def _fixed_timer_warnings(
+        self, clean: Scenario, client: str, seed: int, control: RunRecord
+    ) -> list[str]:
+        """A client that said nothing about its timers: does its fault-free run show fixed
+        ones? Request intervals that look fixed, or tasks lost at this time scale that a
+        run at 1.0 does not lose (then that second control run is made, once)."""
+        warnings = fixed_timer_hints(control.ledger.http, control.time_scale, client)
+        lost = unreported(control)
+        if not lost or control.time_scale >= 1.0:
+            return warnings
+        fixed = self._fixed_timers.get(client)
+        if fixed is None:  # probed once per client: a scenario's run at 1.0 can last its deadline
+            try:
+                slow = await self._logged(clean, client, seed, 1.0, f"{clean.name}.scale1")
+            except RunError:
+                return warnings
+            fixed = self._fixed_timers[client] = not unreported(slow)
+        if fixed:
+            shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+            warnings.append(
+                f"fixed timers? {client} did not report {shown} on the fault-free control run at time scale "
+                f"{control.time_scale:g} but reported every task of a control run at 1.0: its timers probably do "
+                f"not scale; declare it unscalable (--unscalable {client}, or \"scalable\": false in its ready line)"
+            )
+        return warnings
+
+    async def _logged(
+        self, scenario: Scenario, client: str, seed: int, time_scale: float | None, log_name: str
+    ) -> RunRecord:
+        forced = 1.0 if client in self.unscalable else None
         run = run_scenario(
             scenario,
             client,
             toxiproxy_url=self.url,
             backend_info=self.backend_info,
             seed=seed,
-            time_scale=time_scale,
+            time_scale=forced or time_scale,
             done_margin=self.done_margin,
+            scalable=False if forced else None,
+            on_unscalable=self._declared_unscalable.add,
         )
         if self.log_dir is None:
-            return await run
-        with RunLog(log_path(self.log_dir, scenario.name, client, scenario.seed if seed is None else seed)):
-            return await run
+            record = await run
+        else:
+            with RunLog(log_path(self.log_dir, log_name, client, seed)):
+                record = await run
+        if client in self._declared_unscalable:
+            self.unscalable.add(client)
+        if client in self.unscalable and record.time_scale == 1.0 and (time_scale or scenario.time_scale) != 1.0:
+            note = (
+                f"{client} runs at time scale 1.0: "
+                + ("its ready line said it is not scalable" if client in self._declared_unscalable
+                   else "declared unscalable (--unscalable)")
+            )
+            if note not in record.warnings:
+                record.warnings.append(note)
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class _Control:
+    """A cached control run: what the scorer made of it, and what the runner noticed."""
+
+    summary: ControlSummary | None
+    warnings: tuple[str, ...]
+
+
+def _declared(record: RunRecord) -> bool:
+    """Did the client say whether its timers scale (its ready line, its adapter class)?"""
+    return any(info.scalable is not None for info in record.adapter.instances)
 
 
 def _describe_backend(backend: Any) -> dict[str, Any]:
@@ -123,14 +280,35 @@ async def run_scenario(
     time_scale: float | None = None,
     done_margin: float = DONE_MARGIN_S,
     clock: Callable[[], float] = time.monotonic,
+    scalable: bool | None = None,
+    on_unscalable: Callable[[str], None] | None = None,
 ) -> RunRecord:
     """Run `scenario` with `client` (an adapter spec, see `harness.adapters.load_adapter`).
 
+    `scalable=False` runs the client at time scale 1.0 (None: ask the adapter). A client
+    whose `ready` line says `"scalable": false` while the run is scaled is stopped and the
+    run starts again at 1.0; `on_unscalable(client)` is told so.
     Raises `AdapterError` for an unknown client, `RunError` when the harness fails.
     """
-    adapters = [load_adapter(client) for _ in range(scenario.clients)]
-    run = _Run(scenario, client, adapters, toxiproxy_url, backend_info or {}, seed, time_scale, clock, done_margin)
-    return await run.execute()
+    for attempt in range(2):
+        adapters = [load_adapter(client) for _ in range(scenario.clients)]
+        run = _Run(
+            scenario, client, adapters, toxiproxy_url, backend_info or {}, seed, time_scale, clock, done_margin,
+            scalable,
+        )
+        try:
+            return await run.execute()
+        except _Rescale:
+            if attempt or on_unscalable is None:
+                log.warning("runner.unscalable", client=client)
+            if on_unscalable is not None:
+                on_unscalable(client)
+            scalable = False
+    raise AssertionError("unreachable: a run at time scale 1.0 is never restarted")
+
+
+class _Rescale(Exception):
+    """An adapter declared itself unscalable in a scaled run: start again at 1.0."""
 
 
 class _Run:
@@ -145,11 +323,13 @@ class _Run:
         time_scale: float | None,
         clock: Callable[[], float],
         done_margin: float,
+        scalable: bool | None = None,
     ) -> None:
         self.done_margin = done_margin
         self.seed = scenario.seed if seed is None else seed
         self.scenario = scenario if seed is None else scenario.model_copy(update={"seed": seed})
-        scalable = all(adapter.scalable for adapter in adapters)
+        if scalable is None:
+            scalable = all(adapter.scalable for adapter in adapters)
         self.time_scale = (time_scale or scenario.time_scale) if scalable else 1.0
         self.adapters = adapters
         self.clock = clock
@@ -163,8 +343,10 @@ class _Run:
             time_scale=self.time_scale,
             backend=dict(backend_info),
             scheduled=list(range(len(self.specs))),
+            schedule=ScheduledFault.of([spec.model_dump(mode="json", exclude_unset=True) for spec in self.specs]),
             task_ids=[p.task_id for p in self.plan],
             scenario_path=self.scenario.source,
+            comfyui_version=self.scenario.profile_version,
         )
         self.log = log.bind(scenario=self.scenario.name, client=client, seed=self.seed)
         self.changed = asyncio.Event()
@@ -189,6 +371,11 @@ class _Run:
         self.proxy_ready = asyncio.Event()  # the engine may fire a toxic (at: 0) before the proxy exists
         self.t0 = 0.0
         self.cancelled = False
+        self.rescale = False  # an adapter's ready line said it is not scalable
+        self.ready: set[int] = set()  # client indexes that sent ready
+        self.judged_at: float | None = None
+        self.starvation = StarvationMonitor(time_scale=self.time_scale)
+        self.sampler = LagSampler(self.starvation, clock=clock)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -209,6 +396,8 @@ class _Run:
         finally:
             await self._teardown()
         self.log.info("runner.end", reported=len(self.reported), tasks=len(self.plan), error=self.record.error)
+        if self.rescale:
+            raise _Rescale(self.record.client)
         if failure is not None:
             raise RunError(f"{self.scenario.name} / {self.record.client} (seed {self.seed}): {failure}", self.record) from failure
         return self.record
@@ -226,7 +415,10 @@ class _Run:
             )
             self.engine.external = self._external_toxic
             self.engine.external_heal = self._external_heal
-        self.server = FakeComfy(FakeConfig(time_scale=self.time_scale, seed=self.seed), faults=self.engine)
+        config = FakeConfig(time_scale=self.time_scale, seed=self.seed, comfyui_version=self.scenario.profile_version)
+        warm_up = any(callable(getattr(adapter, "warm_up", None)) for adapter in self.adapters)
+        engine = None if warm_up else self.engine  # after a warm-up, attached at t0
+        self.server = FakeComfy(config, faults=engine)
         self.server.events.subscribe(self._on_server_event)
         self.t0 = self.record.t0 = self.clock()  # the engine's `at:` triggers count from server start
         async with asyncio.timeout(STEP_TIMEOUT_S):
@@ -237,31 +429,47 @@ class _Run:
             proxy = await self.ctl.create_proxy(self.proxy_name, upstream=upstream)
         self.proxy_created = True
         self.proxy_ready.set()
-        return f"http://127.0.0.1:{proxy.listen_port}"
+        base_url = f"http://127.0.0.1:{proxy.listen_port}"
+        if warm_up:
+            await self._warm_up(base_url)
+        return base_url
+
+    async def _warm_up(self, base_url: str) -> None:
+        """Browser clients load their page before the run clock and the fault schedule start:
+        t0 is taken, and the fault engine attached, once every page is ready. Requests made
+        while warming up are dropped from the ledger (not the run's)."""
+        warm_start = self.clock()
+        self._make_sessions(base_url)
+        limit = max(float(getattr(adapter, "warm_up_timeout", STEP_TIMEOUT_S)) for adapter in self.adapters)
+        warming = [
+            adapter.warm_up(session, self.server)  # type: ignore[attr-defined]
+            for adapter, session in zip(self.adapters, self.sessions, strict=True)
+            if callable(getattr(adapter, "warm_up", None))
+        ]
+        async with asyncio.timeout(limit):
+            await asyncio.gather(*warming)
+        self.server.ledger.http.clear()
+        self.t0 = self.record.t0 = self.clock()
+        if self.engine is not None:
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self.server.attach_faults(self.engine)
+        self.log.info("runner.warmed_up", seconds=round(self.t0 - warm_start, 3))
 
     async def _drive(self, base_url: str) -> None:
         scale = self.time_scale
         deadline = self.scenario.deadline * scale
         grace = self.scenario.grace * scale
         faults_over_at = time_triggered_end(self.specs, scale)
-        for index, adapter in enumerate(self.adapters):
-            session = AdapterSession(
-                base_url=base_url,
-                time_scale=scale,
-                deadline_s=deadline,
-                max_concurrency=max(1, len(self.plan)),
-                client_index=index,
-                sink=self._sink,
-                clock=self.clock,
-                info=AdapterInfo(client_index=index),
-            )
-            self.sessions.append(session)
+        self._make_sessions(base_url)
+        for adapter, session in zip(self.adapters, self.sessions, strict=True):
             self.adapter_tasks.append(asyncio.create_task(self._run_adapter(adapter, session)))
         self._spawn(self._feed())
         judge_at: float | None = None
         settle_until: float | None = None
         while True:
             now = self.clock() - self.t0
+            if self.rescale:
+                break
             if self._all_reported():
                 # Keep listening a moment after the last first report: a duplicate or
                 # contradictory report that a second delivery path sends late must count.
@@ -297,9 +505,19 @@ class _Run:
                     await self.changed.wait()
             except TimeoutError:
                 pass
+        decided = self.clock()
+        for _ in range(DRAIN_HOPS):
+            await asyncio.sleep(0)  # one loop iteration each: reports already on their way arrive
         self.judged = True
-        self.record.t_end = self.clock()
-        self.log.info("runner.judge", t=round(self.record.t_end - self.t0, 3), all_reported=self._all_reported())
+        self.record.t_end = self.judged_at = self.clock()
+        self.log.info(
+            "runner.judge",
+            t=round(self.record.t_end - self.t0, 3),
+            decided=round(decided - self.t0, 3),
+            all_reported=self._all_reported(),
+        )
+        for session in self.sessions:
+            session.judged.set()
 
     async def _teardown(self) -> None:
         if not self.record.t_end:
@@ -307,15 +525,24 @@ class _Run:
         self.judged = True
         for session in self.sessions:
             session.end()
+            session.judged.set()
         if self.adapter_tasks:
-            margin = 0.0 if self.cancelled else self.done_margin
+            margin = 0.0 if self.cancelled or self.rescale else self.done_margin
             _, pending = await asyncio.wait(self.adapter_tasks, timeout=margin)
             for task, session in zip(self.adapter_tasks, self.sessions, strict=True):
                 if task in pending:
-                    session.info.hung = True
+                    self._stopped(session, margin)
                     task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=CANCEL_TIMEOUT_S)
+        await self.sampler.stop()
+        starvation = self.starvation.judgement()
+        self.record.starvation = starvation.to_dict()
+        self.log.info(
+            "runner.starvation", lag_p50_ms=starvation.lag_p50_ms, lag_p99_ms=starvation.lag_p99_ms,
+            lag_max_ms=starvation.lag_max_ms, slip_max_ms=starvation.slip_max_ms, samples=starvation.samples,
+            too_slow=starvation.too_slow,
+        )
         for task in list(self.background):
             task.cancel()
         if self.background:
@@ -323,8 +550,37 @@ class _Run:
         await self._step("proxy.delete", self._delete_proxy())
         if self.server is not None:
             await self._step("server.stop", self.server.stop())
-            self.record.ledger = self.server.ledger.to_dict()
+            self.record.ledger = LedgerSnapshot.from_json(self.server.ledger.to_dict())
         self._finish_record()
+
+    def _stopped(self, session: AdapterSession, margin: float) -> None:
+        """An adapter still running at teardown: say what happened, in the record's words.
+
+        A hang is a client that had not reported all its tasks, or had not finished by its
+        deadline; one that reported everything and was stopped early just lingered."""
+        info = session.info
+        info.ended_at = self.clock()
+        if self.cancelled or self.rescale:
+            info.ended = "cancelled: the run was stopped" + (" to start again at time scale 1.0" if self.rescale else "")
+            return
+        deadline = self.scenario.deadline * self.time_scale
+        judged = (self.judged_at or self.record.t_end) - self.t0
+        mine = [p.task_id for p in self.plan if p.client_index == session.client_index]
+        missing = [task_id for task_id in mine if task_id not in self.reported]
+        before = judged + margin < deadline
+        when = (
+            f"killed {margin:g} s after the judgement at +{judged:.2f} s"
+            + (f", before its deadline +{deadline:.2f} s" if before else f" (deadline +{deadline:.2f} s)")
+        )
+        if missing:
+            info.hung = True
+            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            info.ended = f"{when}: still waiting for {shown}, never reported (its caller would wait forever)"
+        elif not before:
+            info.hung = True
+            info.ended = f"{when}: it reported every task but had not finished by its deadline"
+        else:
+            info.ended = f"{when}: it had reported every task but not sent done and exited; not counted as a hang"
 
     async def _step(self, what: str, awaitable: Any) -> None:
         try:
@@ -359,24 +615,75 @@ class _Run:
     async def _run_adapter(self, adapter: ClientAdapter, session: AdapterSession) -> None:
         try:
             await adapter.run(session)
+            if session.info.ended is None:
+                session.info.ended, session.info.ended_at = "finished", self.clock()
         except asyncio.CancelledError:
             raise
+        except Unscalable:
+            self.rescale = True
+            session.info.ended, session.info.ended_at = "stopped: not scalable (ready line)", self.clock()
         except Exception as exc:
-            session.info.stderr_tail = "".join(traceback.format_exception(exc))[-4096:]
+            session.info.stderr_tail = "".join(traceback.format_exception(exc))[-STDERR_TAIL:]
             session.crash(f"{type(exc).__name__}: {exc}")
+            session.info.ended, session.info.ended_at = f"crashed: {type(exc).__name__}: {exc}", self.clock()
         self.changed.set()
+
+    def _make_sessions(self, base_url: str) -> None:
+        if self.sessions:
+            return  # made for the warm-up
+        for index, adapter in enumerate(self.adapters):
+            self.sessions.append(
+                AdapterSession(
+                    base_url=base_url,
+                    time_scale=self.time_scale,
+                    deadline_s=self.scenario.deadline * self.time_scale,
+                    max_concurrency=max(1, len(self.plan)),
+                    client_index=index,
+                    sink=self._sink,
+                    clock=self.clock,
+                    info=AdapterInfo(
+                        client_index=index,
+                        # In-process adapters and registry entries say it; a `cmd:` client only in its ready line.
+                        scalable=adapter.scalable if getattr(adapter, "scalable_declared", True) else None,
+                    ),
+                )
+            )
 
     def _sink(self, report: dict[str, Any]) -> None:
         kind = report["type"]
         if kind == "stats":
             self._merge_stats(report["client_index"], report["counters"])
+            self.log.info("client.stats", client_index=report["client_index"], counters=report["counters"])
             return
-        if self.judged and kind in ("submitted", "result", "note"):
-            return  # after judgement nothing the client says counts
-        self.record.reports.append(report)
-        if kind == "result" and report["task_id"] is not None:
+        # After the judgement nothing counts as reported, but what the client says is kept,
+        # marked late: a second, contradicting callback is its behaviour too (issue 13 item 6).
+        self.record.reports.append(ClientReport.from_json({**report, "late": self.judged}))
+        if kind == "ready":
+            self.ready.add(report["client_index"])
+            if len(self.ready) == len(self.adapters):
+                # Measured from here: before, a client is not running yet (and its first
+                # import, once per process, stalls the loop on an idle machine too).
+                self.sampler.start()
+        if kind == "result" and report["task_id"] is not None and not self.judged:
             self.reported.add(report["task_id"])
+        self._log_report(report)
         self.changed.set()
+
+    def _log_report(self, report: dict[str, Any]) -> None:
+        """The client's own words (errors, notes, crashes) in the run's event log."""
+        kind = report["type"]
+        if kind == "note":
+            self.log.info("client.note", client_index=report["client_index"], text=report.get("detail"))
+        elif kind == "crash":
+            self.log.warning("client.crash", client_index=report["client_index"], detail=report.get("detail"))
+        elif kind == "result" and report.get("outcome") != "success":
+            self.log.info(
+                "client.result", client_index=report["client_index"], task_id=report.get("task_id"),
+                outcome=report.get("outcome"), detail=report.get("detail"), late=self.judged,
+            )
+        elif kind == "result" and self.judged:
+            self.log.info("client.result", client_index=report["client_index"], task_id=report.get("task_id"),
+                          outcome=report.get("outcome"), late=True)
 
     def _merge_stats(self, client_index: int, counters: dict[str, Any]) -> None:
         stats = self.record.client_stats
@@ -393,9 +700,10 @@ class _Run:
         from comfy_chaos.fake_comfy.ledger import tag_workflow
 
         for planned in sorted(self.plan, key=lambda p: (p.due, p.index)):
-            delay = self.t0 + planned.due * self.time_scale - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)  # a schedule, not synchronisation
+            due = self.t0 + planned.due * self.time_scale
+            if due > self.clock():
+                await asyncio.sleep(due - self.clock())  # a schedule, not synchronisation
+                self.starvation.feed_slip(due, self.clock())
             workflow = tag_workflow(planned.workflow, planned.task_id)
             self.sessions[planned.client_index].feed(Task(planned.task_id, workflow))
         for session in self.sessions:
@@ -486,26 +794,86 @@ class _Run:
             await self._remove_toxic_locked(name)
 
     async def _remove_toxic_locked(self, name: str) -> None:
-        if self.active_toxics.pop(name, None) is None:
+        """Remove one toxic; it leaves `active_toxics` only once Toxiproxy has let go of it.
+
+        The engine's heal cancels its own timers, and with them a duration-end removal in
+        flight: dropping the name first left the toxic in Toxiproxy for good (issue 13
+        item 5). Now a cancelled removal keeps the name, and the heal removes it again."""
+        if name not in self.active_toxics:
             return
-        async with asyncio.timeout(STEP_TIMEOUT_S):
-            await self.ctl.remove_toxic(self.proxy_name, name)
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                await self.ctl.remove_toxic(self.proxy_name, name)
+        except ToxiproxyError as exc:
+            if exc.status != 404:  # 404: a cancelled call got through after all
+                raise
+        self.active_toxics.pop(name, None)
         self.log.info("fault.removed", kind="toxic", name=name)
         self.changed.set()
 
     async def _heal(self) -> float:
-        """Lift every fault: the engine's, every toxic, and a disabled proxy; returns the time."""
+        """Lift every fault: the engine's, every toxic, and a disabled proxy; then check that
+        nothing is left (Toxiproxy, the fault engine). Returns the time of the heal."""
         self.log.info("runner.heal", t=round(self.clock() - self.t0, 3))
+        problems: list[str] = []
         if self.engine is not None:
-            async with asyncio.timeout(STEP_TIMEOUT_S):
-                await self.engine.heal_all()
+            try:
+                async with asyncio.timeout(STEP_TIMEOUT_S):
+                    await self.engine.heal_all()
+            except TimeoutError:
+                problems.append(f"the fault engine did not heal within {STEP_TIMEOUT_S:g} s")
         async with self.toxic_lock:  # waits for a toxic being added; none is added after this
-            for name in list(self.active_toxics):
-                await self._remove_toxic_locked(name)
-            async with asyncio.timeout(STEP_TIMEOUT_S):
-                await self.ctl.set_enabled(self.proxy_name, True)
             self.record.healed_at = self.clock()
+            try:
+                for name in list(self.active_toxics):
+                    await self._remove_toxic_locked(name)
+                async with asyncio.timeout(STEP_TIMEOUT_S):
+                    await self.ctl.set_enabled(self.proxy_name, True)
+            except (ToxiproxyError, TimeoutError) as exc:
+                problems.append(f"lifting the toxics failed: {exc!r}")
+            problems += await self._verify_heal()
+        if problems:
+            reason = "the heal could not be verified, so the verdict cannot blame the client: " + "; ".join(problems)
+            self.record.inconclusive.append(reason)
+            self.log.error("runner.heal.unverified", problems=problems)
         return self.record.healed_at
+
+    async def _verify_heal(self) -> list[str]:
+        """Ask Toxiproxy and the fault engine whether anything is left; clean up once."""
+        problems: list[str] = []
+        for attempt in range(2):
+            problems = self._engine_leftovers()
+            try:
+                async with asyncio.timeout(STEP_TIMEOUT_S):
+                    proxy = await self.ctl.get_proxy(self.proxy_name)
+            except (ToxiproxyError, TimeoutError) as exc:
+                return [*problems, f"Toxiproxy could not be asked about proxy {self.proxy_name}: {exc!r}"]
+            left = [toxic.name for toxic in proxy.toxics]
+            if left:
+                problems.append(f"toxics still in Toxiproxy after the heal: {', '.join(left)}")
+            if not proxy.enabled:
+                problems.append(f"proxy {self.proxy_name} still disabled after the heal")
+            if not problems or attempt:
+                break
+            self.log.warning("runner.heal.leftovers", problems=problems)
+            try:
+                async with asyncio.timeout(STEP_TIMEOUT_S):
+                    for name in left:
+                        await self.ctl.remove_toxic(self.proxy_name, name)
+                    await self.ctl.set_enabled(self.proxy_name, True)
+            except (ToxiproxyError, TimeoutError) as exc:
+                return [*problems, f"removing them failed: {exc!r}"]
+            self.active_toxics.clear()
+        return problems
+
+    def _engine_leftovers(self) -> list[str]:
+        if self.engine is None or self.engine.open_until() is None:
+            return []
+        states = getattr(getattr(self.engine, "planner", None), "states", [])
+        open_ = [s.index for s in states if s.status in ("active", "overtime")]
+        if not open_:
+            return ["a fault window is still open in the fault engine"]
+        return [f"faults[{i}] ({self.specs[i].kind}) still active in the fault engine" for i in open_]
 
     # --- the record ------------------------------------------------------------------------
 
@@ -522,15 +890,5 @@ class _Run:
                 entry["target"] = {"proxy": self.proxy_name, **(entry.get("target") or {})}
             if entry.get("t_end") is None and entry.get("window"):
                 entry["t_end"] = record.healed_at or record.t_end  # lifted by the heal (or teardown)
-        record.fault_log = fault_log
-        infos = [session.info for session in self.sessions]
-        cpu = [info.cpu_s for info in infos if info.cpu_s is not None]
-        codes = [info.exit_code for info in infos if info.exit_code is not None]
-        record.adapter = {
-            "exit_code": next((code for code in codes if code != 0), codes[0] if codes else None),
-            "crashed": any(info.crashed for info in infos),
-            "hung": any(info.hung for info in infos),
-            "cpu_s": sum(cpu) if cpu else None,
-            "stderr_tail": "\n".join(info.stderr_tail for info in infos if info.stderr_tail)[-4096:],
-            "instances": [asdict(info) for info in infos],
-        }
+        record.fault_log = [AppliedFault.from_json(entry) for entry in fault_log]
+        record.adapter = AdapterSummary.of([session.info for session in self.sessions])

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from comfy_chaos.fake_comfy.faults.spec import FaultSpec
+from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, VERSION_NAMES
 from comfy_chaos.harness import workflows
 from comfy_chaos.harness.chaos import Chaos, expand
 
@@ -109,6 +110,11 @@ WorkflowRef = Annotated[
 ]
 
 
+def _version_text(value: Any) -> Any:
+    """`comfyui_version: 0.33` is a YAML number: take it as the text it was written as."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -157,6 +163,20 @@ class Expect(_Model):
     p95_latency: float | None = Field(
         None, ge=0, description="Max report latency p95 in scenario seconds (time scaling undone); null = no bar"
     )
+    # Slow-burn bars (docs/scoring.md "Slow-burn bars"): relative to the client's own control
+    # run, never below the absolute floor. null = the scorer's default (harness.judgement.SLOW_DEFAULTS).
+    latency_floor: float | None = Field(None, ge=0, description="Latency p95/max bar never below this (scenario s)")
+    latency_factor: float | None = Field(None, ge=1, description="Latency may be this many times the control's")
+    latency_slack: float | None = Field(
+        None, ge=0, description="Scenario s over the control's latency, plus fault windows and recovery time"
+    )
+    http_per_task: float | None = Field(None, ge=0, description="Requests per task floor of the request bar")
+    http_factor: float | None = Field(None, ge=1, description="Requests per task and peak rate vs the control")
+    poll_rate: float | None = Field(None, ge=0, description="Requests per scenario s always allowed over the run")
+    peak_rps: float | None = Field(None, ge=0, description="Peak requests per scenario s per client, floor")
+    cpu_per_wall: float | None = Field(None, ge=0, description="CPU s per wall s floor of the CPU bar")
+    cpu_margin: float | None = Field(None, ge=0, description="CPU s per wall s allowed over the control's")
+    reconnects: int | None = Field(None, ge=0, description="Reconnects allowed over the control's; null = derived")
 
 
 class Scenario(_Model):
@@ -174,6 +194,11 @@ class Scenario(_Model):
     )
     chaos: Chaos | None = Field(
         None, description="Random faults generated from the seed (harness.chaos), run after `faults`"
+    )
+    comfyui_version: Annotated[Literal[VERSION_NAMES] | None, BeforeValidator(_version_text)] = Field(  # type: ignore[valid-type]
+        None,
+        description=f"The ComfyUI version the fake server imitates (fake_comfy.profiles); null = the newest "
+        f"({DEFAULT_VERSION}); --comfyui-version overrides",
     )
     deadline: float = Field(60, gt=0, le=MAX_SECONDS, description="Seconds (scaled) from start until judgement")
     grace: float = Field(
@@ -226,6 +251,11 @@ class Scenario(_Model):
         scenario = cls.model_validate(data)
         scenario._source = source
         return scenario
+
+    @property
+    def profile_version(self) -> str:
+        """The protocol profile this scenario runs against (`comfyui_version`, else the default)."""
+        return self.comfyui_version or DEFAULT_VERSION
 
     def fault_schedule(self) -> list[FaultSpec]:
         """The faults a run applies: `faults`, then the `chaos` faults expanded from the seed."""
@@ -426,23 +456,25 @@ def _walk(loc: tuple[Any, ...]) -> tuple[str, Any]:
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at pydantic `loc` (or of the closest existing parent)."""
+    """1-based line of the YAML node at pydantic `loc` (or of the closest existing parent).
+    A mapping key's own line, not its value's: `expect:` above a block mapping is where
+    the field is named (a misspelt key was reported one line late)."""
     if node is None or not loc:
         return None
+    key_line: int | None = None  # the line of the key that led to `node`
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-            if child is None:
-                key = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
-                return (key or node).start_mark.line + 1
-            node = child
+            pair = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if pair is None:
+                return node.start_mark.line + 1
+            key_line, node = pair[0].start_mark.line + 1, pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
+            key_line, node = None, node.value[part]
         elif not isinstance(part, int):
             continue  # a union member tag in the loc, not a key
         else:
             break
-    return node.start_mark.line + 1
+    return key_line if key_line is not None else node.start_mark.line + 1
 
 
 def _num(value: Any) -> str:

@@ -2,53 +2,97 @@
 
 Ground truth is the fake server's ledger (Contract 2): which prompts ran, for which task
 (Contract 1 tag), with which outcome and outputs, when. The client's reports say what it
-told its caller. The rules are written down in `docs/scoring.md`; keep the two in step.
+told its caller. The control run (same workload, no faults) says what the client does
+without faults: slow-burn bars are relative to it, and a failure is attributed to the
+faults or to a clean-run bug. The rules are written down in `docs/scoring.md`; keep the
+two in step.
 """
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_chaos.harness.results import ConnSpan, FaultMark, ScenarioResult, TaskScore
+from comfy_chaos.harness.coverage import connection_spans, count_reconnects, fault_reached
+from comfy_chaos.harness.judgement import Failure, attribute, slow_burn_failures
+from comfy_chaos.harness.record import (
+    AppliedFault,
+    ClientReport,
+    ControlSummary,
+    PromptSnapshot,
+    RunRecord,
+    ScheduledFault,
+)
+from comfy_chaos.harness.results import (
+    Attribution,
+    ConnSpan,
+    FaultMark,
+    ScenarioResult,
+    TaskClass,
+    TaskScore,
+)
 
 FINAL_OUTCOMES = ("success", "error", "interrupted")
 """Server outcomes that mean the prompt finished (the client must report it)."""
 
 PRIMARY_ORDER = (
-    "phantom",
-    "contradictory",
-    "lost",
-    "indeterminate",
-    "wrong_outcome",
-    "wrong_outputs",
-    "duplicate_report",
-    "duplicate_execution",
+    TaskClass.PHANTOM,
+    TaskClass.CONTRADICTORY,
+    TaskClass.STUCK_UI,
+    TaskClass.LOST,
+    TaskClass.INDETERMINATE,
+    TaskClass.WRONG_OUTCOME,
+    TaskClass.WRONG_OUTPUTS,
+    TaskClass.DUPLICATE_REPORT,
+    TaskClass.DUPLICATE_EXECUTION,
 )
 """When a task has several problems, its class is the first of these that applies."""
+
+PROBLEM_BARS = {
+    "lost": TaskClass.LOST,
+    "phantom": TaskClass.PHANTOM,
+    "duplicate": TaskClass.DUPLICATE_REPORT,
+    "duplicate_execution": TaskClass.DUPLICATE_EXECUTION,
+    "wrong_outcome": TaskClass.WRONG_OUTCOME,
+    "wrong_outputs": TaskClass.WRONG_OUTPUTS,
+    "indeterminate": TaskClass.INDETERMINATE,
+    "contradictory": TaskClass.CONTRADICTORY,
+    "stuck_ui": TaskClass.STUCK_UI,
+}
+"""`expect:` bar → the problem class it limits."""
 
 MAX_TASK_REASONS = 20
 AROUND_S = 0.5
 """Faults within this many real seconds (or 5 × time_scale if larger) of a task's life are
 "around" it in the reasons."""
 
-
-def score(record: Any) -> ScenarioResult:
+def score(record: RunRecord) -> ScenarioResult:
     """Classify every task, compute metrics and the verdict of one run (no I/O, no clock)."""
-    return _Scoring(_as_dict(record)).result()
+    return _Scoring(record).result()
 
 
-def _as_dict(record: Any) -> Mapping[str, Any]:
-    if isinstance(record, Mapping):
-        return record
-    if hasattr(record, "to_dict"):
-        return record.to_dict()
-    raise TypeError(f"score(): expected a RunRecord or a dict, got {type(record).__name__}")
+def score_json(data: Mapping[str, Any]) -> ScenarioResult:
+    """`score` of a record in its JSON form (`RunRecord.to_json()`)."""
+    return score(RunRecord.from_json(data))
 
 
-def task_sort_key(task_id: str) -> tuple:
+def summarise_control(result: ScenarioResult) -> ControlSummary:
+    """What a faulted run needs to know of its control run (scored without a control)."""
+    problems = {str(c): int(result.metrics.get(str(c)) or 0) for c in PRIMARY_ORDER}
+    keys = ("latency_p95", "latency_max", "http_per_task", "peak_requests_per_s", "cpu_per_wall", "reconnects",
+            "hang", "crash", "completeness")
+    return ControlSummary(
+        verdict=result.verdict,
+        failures=tuple(result.failures),
+        problems={k: v for k, v in problems.items() if v},
+        metrics={k: result.metrics.get(k) for k in keys},
+        reasons=tuple(result.reasons),
+    )
+
+
+def task_sort_key(task_id: str) -> tuple[Any, ...]:
     """Natural order: t2 before t10."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", task_id))
 
@@ -84,23 +128,6 @@ def output_set(outputs: Any) -> set[tuple[str, ...]]:
     return found
 
 
-def _prompts(ledger: Mapping[str, Any]) -> list[dict[str, Any]]:
-    prompts = ledger.get("prompts") or {}
-    items = prompts.values() if isinstance(prompts, Mapping) else prompts
-    return [dict(p) for p in items]
-
-
-def _adapter_entries(adapter: Any) -> list[Mapping[str, Any]]:
-    if isinstance(adapter, list):
-        return [a for a in adapter if isinstance(a, Mapping)]
-    if isinstance(adapter, Mapping):
-        for key in ("clients", "instances"):
-            if isinstance(adapter.get(key), list):
-                return [a for a in adapter[key] if isinstance(a, Mapping)]
-        return [adapter]
-    return []
-
-
 def _fmt_t(t: float | None) -> str:
     """A moment of the run: real seconds since it started (latencies are scenario seconds)."""
     return "?" if t is None else f"+{t:.3f} s"
@@ -116,22 +143,26 @@ def merge_windows(marks: Iterable[FaultMark]) -> list[tuple[FaultMark, float, fl
     """Fault windows (t_end > t) of the same spec and kind, overlapping or touching, merged:
     (first mark, start, end, number of records). A `silent` window records every frame it
     withholds; this turns them back into the one window it was."""
-    by_spec: dict[tuple, list[FaultMark]] = {}
+    by_spec: dict[tuple[int | None, str], list[FaultMark]] = {}
     for m in marks:
         if m.t_end is not None and m.t_end > m.t:
             by_spec.setdefault((m.spec_index, m.kind), []).append(m)
     merged: list[tuple[FaultMark, float, float, int]] = []
     for group in by_spec.values():
         group.sort(key=lambda m: m.t)
-        first, start, end, count = group[0], group[0].t, group[0].t_end, 1
+        first, start, end, count = group[0], group[0].t, _end(group[0]), 1
         for m in group[1:]:
             if m.t <= end:
-                end, count = max(end, m.t_end), count + 1
+                end, count = max(end, _end(m)), count + 1
             else:
                 merged.append((first, start, end, count))
-                first, start, end, count = m, m.t, m.t_end, 1
+                first, start, end, count = m, m.t, _end(m), 1
         merged.append((first, start, end, count))
     return sorted(merged, key=lambda w: w[1])
+
+
+def _end(mark: FaultMark) -> float:
+    return mark.t if mark.t_end is None else mark.t_end
 
 
 def group_faults(marks: list[FaultMark]) -> list[str]:
@@ -142,7 +173,7 @@ def group_faults(marks: list[FaultMark]) -> list[str]:
         label = first.kind if count > 1 else first.label
         times = f" (×{count})" if count > 1 else ""
         lines.append((start, f"{label} from {_fmt_t(start)} to {_fmt_t(end)}{times}"))
-    instants: dict[tuple, list[FaultMark]] = {}
+    instants: dict[tuple[int | None, str], list[FaultMark]] = {}
     for m in marks:
         if m.t_end is None or m.t_end <= m.t:
             instants.setdefault((m.spec_index, m.label), []).append(m)
@@ -153,45 +184,67 @@ def group_faults(marks: list[FaultMark]) -> list[str]:
     return [text for _, text in sorted(lines, key=lambda pair: pair[0])]
 
 
+def peak_rate(times: Sequence[float], window: float) -> int:
+    """The most events in any window of `window` seconds (sliding)."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while ordered[lo] < t - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
 @dataclass
 class _Task:
     task_id: str
     planned: bool = False
-    prompts: list[dict[str, Any]] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)
-    submitted: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[PromptSnapshot] = field(default_factory=list)
+    results: list[ClientReport] = field(default_factory=list)
+    """Results that arrived before judgement, in arrival order (the task's answers)."""
+    late: list[ClientReport] = field(default_factory=list)
+    """Results after judgement: they count for duplicate/contradictory reports only."""
+    submitted: list[ClientReport] = field(default_factory=list)
 
 
 class _Scoring:
-    def __init__(self, record: Mapping[str, Any]) -> None:
+    def __init__(self, record: RunRecord) -> None:
         self.rec = record
-        self.scenario: Mapping[str, Any] = record.get("scenario") or {}
-        self.ledger: Mapping[str, Any] = record.get("ledger") or {}
-        self.t0 = float(record.get("t0") or 0.0)
-        self.t_end = float(record.get("t_end") or self.t0)
-        self.time_scale = float(record.get("time_scale") or self.scenario.get("time_scale") or 1.0)
-        self.seed = record.get("seed", self.scenario.get("seed", 0))
-        self.client = str(record.get("client") or "?")
-        self.expect: Mapping[str, Any] = self.scenario.get("expect") or {}
-        self.prompts = _prompts(self.ledger)
-        self.prompt_by_id = {p.get("prompt_id"): p for p in self.prompts}
+        self.scenario: Mapping[str, Any] = record.scenario
+        self.ledger = record.ledger
+        self.t0 = record.t0
+        self.t_end = record.t_end or record.t0
+        self.time_scale = record.time_scale or float(self.scenario.get("time_scale") or 1.0)
+        self.seed = record.seed
+        self.client = record.client
+        expect = self.scenario.get("expect")
+        self.expect: Mapping[str, Any] = expect if isinstance(expect, Mapping) else {}
+        self.prompts = list(record.ledger.prompts.values())
+        self.prompt_by_id = dict(record.ledger.prompts)
         self.sid_names = self._sid_names()
+        self.instances = max(1, int(self.scenario.get("clients") or 1))
 
     # --- helpers -------------------------------------------------------------------------
 
     def rel(self, t: float | None) -> float | None:
         return None if t is None else round(float(t) - self.t0, 6)
 
+    def rel0(self, t: float) -> float:
+        return round(float(t) - self.t0, 6)
+
     def _sid_names(self) -> dict[str, str]:
         names: dict[str, str] = {}
-        for report in self.rec.get("reports") or []:
-            prompt = self.prompt_by_id.get(report.get("prompt_id"))
-            if prompt and prompt.get("client_id") and report.get("client_index") is not None:
-                names.setdefault(prompt["client_id"], f"c{report['client_index']}")
+        for report in self.rec.reports:
+            prompt = self.prompt_by_id.get(report.prompt_id) if report.prompt_id else None
+            if prompt and prompt.client_id:
+                names.setdefault(prompt.client_id, f"c{report.client_index}")
         return names
 
     def _client_label(self, client: Any) -> str:
         return self.sid_names.get(client, str(client)) if client is not None else ""
+
+    def is_late(self, report: ClientReport) -> bool:
+        return report.late or (self.rec.t_end > self.t0 and report.t > self.rec.t_end)
 
     # --- gathering -----------------------------------------------------------------------
 
@@ -201,214 +254,270 @@ class _Scoring:
         def get(task_id: str) -> _Task:
             return tasks.setdefault(task_id, _Task(task_id))
 
-        planned = list(self.rec.get("task_ids") or [])
+        planned = list(self.rec.task_ids)
         if not planned:
-            count = int((self.scenario.get("workload") or {}).get("tasks") or 0)
-            planned = [f"t{i}" for i in range(count)]
+            workload = self.scenario.get("workload") or {}
+            planned = [f"t{i}" for i in range(int(workload.get("tasks") or 0))]
         for task_id in planned:
             get(task_id).planned = True
         for prompt in self.prompts:
-            if prompt.get("task_id") is not None:
-                get(str(prompt["task_id"])).prompts.append(prompt)
-        for report in self.rec.get("reports") or []:
-            kind = report.get("type")
-            if kind not in ("result", "submitted"):
+            if prompt.task_id is not None:
+                get(prompt.task_id).prompts.append(prompt)
+        for report in self.rec.reports:
+            if report.type not in ("result", "submitted"):
                 continue
-            task_id = report.get("task_id")
-            if task_id is None:
-                prompt = self.prompt_by_id.get(report.get("prompt_id"))
-                task_id = prompt.get("task_id") if prompt else None
-            if task_id is None:
-                task_id = f"?{report.get('prompt_id') or 'unknown'}"
-            target = get(str(task_id))
-            (target.results if kind == "result" else target.submitted).append(report)
+            known = self.prompt_by_id.get(report.prompt_id) if report.prompt_id else None
+            task_id = report.task_id or (known.task_id if known else None) or f"?{report.prompt_id or 'unknown'}"
+            target = get(task_id)
+            if report.type == "submitted":
+                target.submitted.append(report)
+            elif self.is_late(report):
+                target.late.append(report)
+            else:
+                target.results.append(report)
         return dict(sorted(tasks.items(), key=lambda kv: task_sort_key(kv[0])))
+
+    def shown_running(self) -> dict[str, float]:
+        """UI clients (docs/browser.md): the tasks the page still showed running in its last
+        `ui` report at or before the judgement, each with the moment since when it had been
+        shown running without a break."""
+        since: dict[str, float] = {}
+        for report in sorted((r for r in self.rec.reports if r.type == "ui"), key=lambda r: r.t):
+            if report.t > self.t_end:
+                break
+            running = {str(task_id) for task_id in report.extra.get("running") or []}
+            since = {task_id: since.get(task_id, report.t) for task_id in running}
+        return since
+
+    def mark_stuck_ui(self, scores: dict[str, TaskScore]) -> None:
+        """A task the server finished that the page still showed running at the judgement is
+        `stuck_ui` (instead of `lost` when it was never reported), with how long."""
+        since = self.shown_running()
+        end = self.rel0(self.t_end)
+        for score in scores.values():
+            started = since.get(score.task_id)
+            if started is None or score.completed_at is None or score.server_outcome not in FINAL_OUTCOMES:
+                continue
+            stuck_from = max(self.rel0(started), score.completed_at)
+            why = (
+                f"stuck UI: the page still showed it running at the judgement, {end - score.completed_at:.1f} s "
+                f"after the server finished it (shown running since {_fmt_t(self.rel0(started))}, "
+                f"stuck from {_fmt_t(stuck_from)})"
+            )
+            problems = {*score.problems, TaskClass.STUCK_UI} - {TaskClass.LOST}
+            score.problems = [c for c in PRIMARY_ORDER if c in problems]
+            score.cls = score.problems[0]
+            score.why = "; ".join(w for w in (why, score.why) if w and w != "never reported")
 
     # --- classification --------------------------------------------------------------------
 
-    def classify(self, task: _Task) -> TaskScore:
+    def reply_lost(self, task: _Task, marks: list[FaultMark]) -> bool:
+        """A fault that could have lost the `POST /prompt` reply of this task hit around its
+        acceptance: an HTTP fault on /prompt, a toxic, a server restart."""
+        accepted = [self.rel0(p.accepted_at) for p in task.prompts]
+        if not accepted:
+            return False
+        window = max(AROUND_S, 5 * self.time_scale)
+        for mark in marks:
+            if mark.target_kind == "ws" or not mark.reached:
+                continue
+            if mark.target_kind == "http" and "/prompt" not in mark.label:
+                continue
+            start, end = mark.t - window, _end(mark) + window
+            if any(start <= t <= end for t in accepted):
+                return True
+        return False
+
+    def classify(self, task: _Task, marks: list[FaultMark]) -> TaskScore:
         ps = task.prompts
-        executions = sum(int(p.get("executions") or (1 if p.get("started_at") is not None else 0)) for p in ps)
-        completed = sorted(
-            (p for p in ps if p.get("outcome") in FINAL_OUTCOMES), key=lambda p: p.get("completed_at") or 0.0
-        )
-        known_pids = {r.get("prompt_id") for r in task.submitted + task.results if r.get("prompt_id")}
-        task_pids = {p.get("prompt_id") for p in ps}
-        outcomes = [str(r.get("outcome")) for r in task.results]
-        problems: list[str] = []
+        executions = sum(p.executions or (1 if p.started_at is not None else 0) for p in ps)
+        completed = sorted((p for p in ps if p.outcome in FINAL_OUTCOMES), key=lambda p: p.completed_at or 0.0)
+        known_pids = {r.prompt_id for r in task.submitted + task.results + task.late if r.prompt_id}
+        task_pids = {p.prompt_id for p in ps}
+        # The client knew what it waited for when it named one of the task's prompt ids; a
+        # client that never names prompt ids knew it too (the ledger ties each prompt to its
+        # task by the workflow tag) unless a fault could have lost its POST /prompt reply.
+        knew = bool(known_pids & task_pids) or (not known_pids and not self.reply_lost(task, marks))
+        outcomes = [str(r.outcome) for r in task.results]
+        all_outcomes = outcomes + [str(r.outcome) for r in task.late]
+        problems: list[TaskClass] = []
         why: list[str] = []
         final = completed[-1] if completed else None
         matched = final
         latency = None
+        outputs_compared = True
 
-        if not completed:
+        if final is None:
             claims = [o for o in outcomes if o in ("success", "interrupted")]
             if claims:
-                problems.append("phantom")
+                problems.append(TaskClass.PHANTOM)
                 why.append(f"reported {claims[0]} but the server never completed it")
             elif task.results and not task.planned and not ps:
-                problems.append("phantom")
+                problems.append(TaskClass.PHANTOM)
                 why.append("reported a task that was never planned nor submitted")
         elif not task.results:
-            if known_pids & task_pids:
-                problems.append("lost")
-                why.append("never reported")
+            late = f" (reported only after judgement, at {_fmt_t(self.rel(task.late[0].t))})" if task.late else ""
+            if knew:
+                problems.append(TaskClass.LOST)
+                why.append("never reported" + late)
             else:
-                problems.append("indeterminate")
-                why.append("never reported, and the client never learnt its prompt id (submission reply lost?)")
+                problems.append(TaskClass.INDETERMINATE)
+                why.append("never reported, and the client never learnt its prompt id (submission reply lost)" + late)
         else:
             first = task.results[0]
-            by_pid = self.prompt_by_id.get(first.get("prompt_id"))
+            by_pid = self.prompt_by_id.get(first.prompt_id) if first.prompt_id else None
             if by_pid is not None and by_pid in completed:
                 matched = by_pid
-            if first.get("outcome") != matched.get("outcome"):
-                if known_pids & task_pids:
-                    problems.append("wrong_outcome")
-                    why.append(f"reported {first.get('outcome')}")
+            assert matched is not None
+            if first.outcome != matched.outcome:
+                if knew:
+                    problems.append(TaskClass.WRONG_OUTCOME)
+                    why.append(f"reported {first.outcome}")
                 else:
-                    problems.append("indeterminate")
-                    why.append(f"reported {first.get('outcome')} without ever learning its prompt id")
-            elif first.get("outcome") == "success":
-                want, got = output_set(matched.get("outputs")), output_set(first.get("outputs"))
-                if want != got:
-                    problems.append("wrong_outputs")
-                    missing, extra = sorted(want - got), sorted(got - want)
-                    why.append(f"outputs differ: missing {missing[:3]}, unexpected {extra[:3]}")
-            if matched.get("completed_at") is not None and first.get("t") is not None:
-                latency = max(0.0, float(first["t"]) - float(matched["completed_at"])) / self.time_scale
-        if len(set(outcomes)) > 1:
-            problems.append("contradictory")
-            why.append(f"reported {' and '.join(dict.fromkeys(outcomes))}")
-        elif len(outcomes) > 1:
-            problems.append("duplicate_report")
-            why.append(f"reported {len(outcomes)} times")
+                    problems.append(TaskClass.INDETERMINATE)
+                    why.append(f"reported {first.outcome} after a fault that could have lost its prompt id")
+            elif first.outcome == "success":
+                if first.outputs is None:
+                    outputs_compared = False
+                else:
+                    want, got = output_set(matched.outputs), output_set(first.outputs)
+                    if want != got:
+                        problems.append(TaskClass.WRONG_OUTPUTS)
+                        missing, extra = sorted(want - got), sorted(got - want)
+                        why.append(f"outputs differ: missing {missing[:3]}, unexpected {extra[:3]}")
+            if matched.completed_at is not None:
+                latency = max(0.0, first.t - matched.completed_at) / self.time_scale
+        if len(set(all_outcomes)) > 1:
+            problems.append(TaskClass.CONTRADICTORY)
+            late = " (the last after judgement)" if task.late and len(set(outcomes)) <= 1 else ""
+            why.append(f"reported {' and '.join(dict.fromkeys(all_outcomes))}{late}")
+        elif len(all_outcomes) > 1 and task.results:
+            problems.append(TaskClass.DUPLICATE_REPORT)
+            late = f", {len(task.late)} after judgement" if task.late else ""
+            why.append(f"reported {len(all_outcomes)} times{late}")
         if executions > 1:
-            problems.append("duplicate_execution")
+            problems.append(TaskClass.DUPLICATE_EXECUTION)
             why.append(f"executed {executions} times on the server")
 
         primary = next((c for c in PRIMARY_ORDER if c in problems), None)
-        cls = primary or ("ok" if completed else "not_completed")
-        submitted_t = min((r.get("t") for r in task.submitted if r.get("t") is not None), default=None)
-        client_index = next(
-            (r.get("client_index") for r in task.submitted + task.results if r.get("client_index") is not None), None
-        )
-        anchor = matched or (ps[0] if ps else {})
+        cls = primary or (TaskClass.OK if completed else TaskClass.NOT_COMPLETED)
+        submitted_t = min((r.t for r in task.submitted), default=None)
+        client_index = next((r.client_index for r in task.submitted + task.results + task.late), None)
+        anchor = matched or (ps[0] if ps else None)
+        detail = next((r.detail for r in task.results + task.late if r.detail), None)
         return TaskScore(
             task_id=task.task_id,
             cls=cls,
             problems=[c for c in PRIMARY_ORDER if c in problems],
             client_index=client_index,
-            prompt_ids=[p.get("prompt_id") for p in ps],
-            server_outcome=final.get("outcome") if final else (ps[-1].get("outcome") if ps else None),
-            reported_outcomes=outcomes,
+            prompt_ids=[p.prompt_id for p in ps],
+            server_outcome=final.outcome if final else (ps[-1].outcome if ps else None),
+            reported_outcomes=all_outcomes,
             executions=executions,
             submitted_at=self.rel(submitted_t),
-            accepted_at=self.rel(anchor.get("accepted_at")),
-            started_at=self.rel(anchor.get("started_at")),
-            completed_at=self.rel(anchor.get("completed_at")),
-            reported_at=[self.rel(r["t"]) for r in task.results if r.get("t") is not None],
+            accepted_at=self.rel(anchor.accepted_at) if anchor else None,
+            started_at=self.rel(anchor.started_at) if anchor else None,
+            completed_at=self.rel(anchor.completed_at) if anchor else None,
+            reported_at=[self.rel0(r.t) for r in task.results + task.late],
             latency=None if latency is None else round(latency, 6),
             why="; ".join(why),
+            detail=detail,
+            outputs_compared=outputs_compared,
         )
 
     # --- faults, connections ---------------------------------------------------------------
 
-    def fault_label(self, fault: Mapping[str, Any]) -> str:
-        kind = str(fault.get("kind") or "?")
-        target = fault.get("target") or {}
-        detail = fault.get("detail") or {}
+    def fault_label(self, fault: AppliedFault) -> str:
+        if fault.reached is False:
+            reason = fault.detail.get("reason")
+            who = self._client_label(fault.target_client_id) or "a client"
+            return f"{fault.kind} never reached {who}" + (f" ({reason})" if reason else "")
+        kind = fault.kind
+        target, detail = fault.target, fault.detail
         if kind == "toxic":
-            toxic = detail.get("toxic") if isinstance(detail.get("toxic"), Mapping) else detail
-            stream = toxic.get("stream") or (target.get("stream") if isinstance(target, Mapping) else None)
+            nested = detail.get("toxic")
+            toxic: Mapping[str, Any] = nested if isinstance(nested, Mapping) else detail
+            stream = toxic.get("stream") or target.get("stream")
             return " ".join(str(x) for x in ("toxic", toxic.get("type"), stream) if x)
         label = kind
-        if isinstance(target, Mapping):
-            if target.get("message"):
-                label += f" {target['message']}"
-            if target.get("client") is not None:
-                label += f"→{self._client_label(target['client'])}"
-            if target.get("task") and not target.get("message"):
-                label += f" {target['task']}"
-            if target.get("route"):
-                label += f" {target['route']}"
+        if target.get("message"):
+            label += f" {target['message']}"
+        if target.get("client") is not None:
+            label += f"→{self._client_label(target['client'])}"
+        if target.get("task") and not target.get("message"):
+            label += f" {target['task']}"
+        if target.get("route"):
+            label += f" {target['route']}"
+        if target.get("path") and not target.get("route"):
+            label += f" {target.get('method', '')} {target['path']}".rstrip()
         return label
 
-    def faults(self, last_activity: float) -> list[FaultMark]:
-        log = self.rec.get("fault_log") or []
-        if not log:
-            log = [dict(f, source="server") for f in self.ledger.get("faults") or []]
+    def fault_log(self) -> list[AppliedFault]:
+        if self.rec.fault_log:
+            return list(self.rec.fault_log)
+        return [
+            AppliedFault.from_json({**f, "spec_index": (f.get("detail") or {}).get("spec_index")})
+            for f in self.ledger.faults
+        ]
+
+    def faults(self, last_activity: float, spans: list[ConnSpan]) -> list[FaultMark]:
+        http_times = [self.rel0(h.t) for h in self.ledger.http]
+        log = sorted(self.fault_log(), key=lambda f: f.t)
+        unmet = {(f.spec_index, f.target_client_id) for f in log if f.reached is False}
+        unmet_specs = {spec for spec, _ in unmet}
         marks = []
-        for fault in sorted(log, key=lambda f: f.get("t") or 0.0):
-            t = self.rel(fault.get("t")) or 0.0
+        for fault in log:
+            t = self.rel0(fault.t)
+            if (
+                fault.reached is False
+                or (fault.spec_index, fault.target_client_id) in unmet
+                or (fault.spec_index in unmet_specs and fault.target_client_id is None)
+            ):
+                reached = False  # the engine says a client under test never met this fault
+            else:
+                reached = fault_reached(fault, t=t, t_end=self.rel(fault.t_end), spans=spans,
+                                        http_times=http_times, slack=max(AROUND_S, 5 * self.time_scale))
             marks.append(
                 FaultMark(
                     t=t,
-                    t_end=self.rel(fault.get("t_end")),
-                    kind=str(fault.get("kind") or "?"),
+                    t_end=self.rel(fault.t_end),
+                    kind=fault.kind,
                     label=self.fault_label(fault),
-                    source=str(fault.get("source") or "server"),
-                    spec_index=fault.get("spec_index"),
-                    effective=t <= last_activity,
+                    source=fault.source,
+                    spec_index=fault.spec_index,
+                    effective=reached and t <= last_activity,
+                    target_kind=fault.target_kind,
+                    target_client_id=fault.target_client_id,
+                    reached=reached,
                 )
             )
         return marks
 
     def connections(self) -> list[ConnSpan]:
-        spans: dict[Any, ConnSpan] = {}
-        done: list[ConnSpan] = []
-        end = self.rel(self.t_end) or 0.0
-        events = sorted(self.ledger.get("connections") or [], key=lambda c: c.get("t") or 0.0)
-        for ev in events:
-            t = self.rel(ev.get("t")) or 0.0
-            key = ev.get("conn_id")
-            sid = str(ev.get("sid"))
-            kind = ev.get("event")
-            current = spans.get(key)
-            if kind == "open":
-                spans[key] = ConnSpan(sid=sid, conn_id=key, start=t, end=end)
-            elif kind == "refused":
-                done.append(ConnSpan(sid=sid, conn_id=key, start=t, end=t, state="refused", end_event="refused"))
-            elif current is None:
-                continue
-            elif kind in ("replaced", "orphaned"):
-                current.end, current.end_event = t, kind
-                done.append(current)
-                spans[key] = ConnSpan(sid=sid, conn_id=key, start=t, end=end, state=kind)
-            else:
-                current.end, current.end_event = t, kind
-                done.append(spans.pop(key))
-        done.extend(spans.values())
-        return sorted(done, key=lambda s: (s.sid, s.start))
+        return connection_spans(self.ledger.connections, self.t0, self.t_end)
 
-    def reconnects(self) -> int:
-        """WebSocket opens beyond one per client instance (whether or not the client keeps
-        its clientId when it reconnects)."""
-        opens = sum(1 for ev in self.ledger.get("connections") or [] if ev.get("event") == "open")
-        return max(0, opens - int(self.scenario.get("clients") or 1))
+    def reconnects(self, scores: Mapping[str, TaskScore], marks: list[FaultMark]) -> int:
+        answered = {pid: min(s.reported_at) for s in scores.values() if s.reported_at for pid in s.prompt_ids}
+        return count_reconnects(self.ledger.connections, self.prompts, answered, marks, t0=self.t0,
+                                slack=max(0.05, 0.5 * self.time_scale))
 
     def bytes_total(self) -> int | None:
-        total, seen = 0, False
-        for rec in list(self.ledger.get("http") or []) + [m for p in self.prompts for m in p.get("messages") or []]:
-            for key in ("bytes", "size"):
-                if isinstance(rec.get(key), int):
-                    total += rec[key]
-                    seen = True
-                    break
-        return total if seen else None
+        sizes = [h.bytes for h in self.ledger.http if h.bytes is not None]
+        return sum(sizes) if sizes else None
 
     def frames_around(self, task: _Task, score: TaskScore, marks: list[FaultMark]) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for p in task.prompts:
-            for m in p.get("messages") or []:
+            for m in p.messages:
                 rows.append(
                     {
-                        "t": self.rel(m.get("t")),
+                        "t": self.rel(m.t),
                         "what": "frame",
-                        "prompt_id": p.get("prompt_id"),
-                        "to": self._client_label(m.get("sid")) if m.get("sid") else "broadcast",
-                        "type": m.get("message_type"),
-                        "delivered": m.get("delivered"),
-                        "fault": m.get("fault"),
+                        "prompt_id": p.prompt_id,
+                        "to": self._client_label(m.sid) if m.sid else "broadcast",
+                        "type": m.message_type,
+                        "delivered": m.delivered,
+                        "fault": m.fault,
                     }
                 )
         for mark in self.near(score, marks):
@@ -419,81 +528,133 @@ class _Scoring:
         window = max(AROUND_S, 5 * self.time_scale)
         start = score.submitted_at if score.submitted_at is not None else score.accepted_at
         stop = score.completed_at
-        if start is None and stop is None:
+        lo_t = start if start is not None else stop
+        hi_t = stop if stop is not None else start
+        if lo_t is None or hi_t is None:
             return []
-        lo = (start if start is not None else stop) - window
-        hi = (stop if stop is not None else start) + window
-        hits = [m for m in marks if m.t <= hi and (m.t_end if m.t_end is not None else m.t) >= lo]
-        return hits
+        lo, hi = lo_t - window, hi_t + window
+        return [m for m in marks if m.t <= hi and _end(m) >= lo]
+
+    # --- the client's own words ----------------------------------------------------------
+
+    def client_words(self, scores: list[TaskScore]) -> dict[str, Any]:
+        reports = self.rec.reports
+        return {
+            "errors": [
+                {"task_id": s.task_id, "outcome": s.reported_outcomes[0] if s.reported_outcomes else None,
+                 "detail": s.detail}
+                for s in scores if s.detail
+            ],
+            "notes": [{"t": self.rel0(r.t), "client_index": r.client_index, "text": r.detail}
+                      for r in reports if r.type == "note"],
+            "crashes": [{"t": self.rel0(r.t), "client_index": r.client_index, "detail": r.detail}
+                        for r in reports if r.type == "crash"],
+            "ready": [{"client_index": r.client_index, **{k: r.extra[k] for k in ("client", "version", "caps")
+                                                          if k in r.extra}}
+                      for r in reports if r.type == "ready"],
+            "counters": dict(self.rec.client_stats),
+            "stderr_tail": self.rec.adapter.stderr_tail[-4096:],
+        }
+
+    def capabilities_missing(self, scores: list[TaskScore]) -> list[str]:
+        missing = []
+        if any(not s.outputs_compared for s in scores):
+            missing.append("outputs")
+        if not any(r.prompt_id for r in self.rec.reports if r.type in ("submitted", "result")):
+            missing.append("prompt_ids")
+        return missing
 
     # --- the result ----------------------------------------------------------------------
 
     def result(self) -> ScenarioResult:
         gathered = self.tasks()
-        scores = {tid: self.classify(t) for tid, t in gathered.items()}
-        values = list(scores.values())
-        end = self.rel(self.t_end) or 0.0
-
-        completed = [s for s in values if s.server_outcome in FINAL_OUTCOMES]
-        reported = [s for s in completed if s.reported_outcomes]
+        end = self.rel0(self.t_end)
+        spans = self.connections()
+        # Work is outstanding until the last completion or report (see docs/scoring.md).
         last_activity = 0.0
-        for s in values:
-            for t in [s.completed_at, *s.reported_at]:
-                if t is not None:
-                    last_activity = max(last_activity, t)
-            if s.cls in ("lost", "indeterminate"):
+        for task in gathered.values():
+            for p in task.prompts:
+                if p.completed_at is not None:
+                    last_activity = max(last_activity, self.rel0(p.completed_at))
+            for r in task.results:
+                last_activity = max(last_activity, self.rel0(r.t))
+            completed = any(p.outcome in FINAL_OUTCOMES for p in task.prompts)
+            if completed and not task.results:
                 last_activity = end
-        marks = self.faults(last_activity)
+        marks = self.faults(last_activity, spans)
+        scores = {tid: self.classify(t, marks) for tid, t in gathered.items()}
+        self.mark_stuck_ui(scores)
+        values = list(scores.values())
 
-        def count(cls: str) -> int:
+        completed_scores = [s for s in values if s.server_outcome in FINAL_OUTCOMES]
+        reported = [s for s in completed_scores if any(o for o in s.reported_outcomes)
+                    and gathered[s.task_id].results]
+
+        def count(cls: TaskClass) -> int:
             return sum(1 for s in values if cls in s.problems or s.cls == cls)
 
         latencies = [s.latency for s in values if s.latency is not None]
-        adapters = _adapter_entries(self.rec.get("adapter"))
-        crash_reports = [r for r in self.rec.get("reports") or [] if r.get("type") == "crash"]
-        hung = any(a.get("hung") for a in adapters)
-        crashed = any(a.get("crashed") for a in adapters) or bool(crash_reports)
+        adapter = self.rec.adapter
+        crash_reports = [r for r in self.rec.reports if r.type == "crash"]
         planned = sum(1 for t in gathered.values() if t.planned) or len(values)
-        http = list(self.ledger.get("http") or [])
+        http_times = [h.t for h in self.ledger.http]
         total_bytes = self.bytes_total()
-        scheduled = list(self.rec.get("scheduled") or [])
-        fired = set(self.rec.get("fired") or [])
-        p95 = percentile(latencies, 95)
+        scheduled = list(self.rec.scheduled)
+        fired = set(self.rec.fired)
+        wall = max(self.t_end - self.t0, 1e-9)
+        cpu_s = adapter.cpu_s
         metrics: dict[str, Any] = {
             "tasks": planned,
-            "server_completed": len(completed),
+            "server_completed": len(completed_scores),
             "reported": len(reported),
-            "completeness": round(len(reported) / len(completed), 6) if completed else 1.0,
-            **{cls: count(cls) for cls in ("ok", *PRIMARY_ORDER, "not_completed")},
+            "completeness": round(len(reported) / len(completed_scores), 6) if completed_scores else 1.0,
+            **{str(cls): count(cls) for cls in (TaskClass.OK, *PRIMARY_ORDER, TaskClass.NOT_COMPLETED)},
+            "outputs_not_compared": sum(1 for s in values if not s.outputs_compared),
             "latency_p50": percentile(latencies, 50),
-            "latency_p95": p95,
+            "latency_p95": percentile(latencies, 95),
             "latency_max": max(latencies, default=None),
-            "http_requests": len(http),
-            "http_per_task": round(len(http) / planned, 3) if planned else None,
-            "reconnects": self.reconnects(),
+            "http_requests": len(http_times),
+            "http_per_task": round(len(http_times) / planned, 3) if planned else None,
+            "peak_requests_per_s": round(peak_rate(http_times, self.time_scale) / self.instances, 3),
+            "reconnects": self.reconnects(scores, marks),
             "bytes_per_task": round(total_bytes / planned, 1) if total_bytes is not None and planned else None,
-            "hang": hung,
-            "crash": crashed,
+            "hang": adapter.hung or any(a.hung for a in adapter.instances),
+            "crash": adapter.crashed or any(a.crashed for a in adapter.instances) or bool(crash_reports),
             "faults_scheduled": len(scheduled),
             "faults_fired": len(fired & set(scheduled)) if scheduled else len(fired),
-            "faults_applied": len(marks),
+            "faults_applied": sum(1 for m in marks if "never reached" not in m.label),
+            "faults_unmet": sum(1 for m in marks if "never reached" in m.label),
+            "faults_reached": sum(1 for m in marks if m.reached),
             "faults_effective": sum(1 for m in marks if m.effective),
-            "untagged_prompts": sum(1 for p in self.prompts if p.get("task_id") is None),
-            "cpu_s": sum(a.get("cpu_s") or 0.0 for a in adapters) if any(a.get("cpu_s") for a in adapters) else None,
+            "untagged_prompts": sum(1 for p in self.prompts if p.task_id is None),
+            "cpu_s": cpu_s,
+            "cpu_per_wall": round(cpu_s / (wall * self.instances), 4) if cpu_s is not None else None,
         }
 
-        failures = self.bar_failures(metrics, adapters, crash_reports)
+        failures = self.bar_failures(metrics, crash_reports)
+        failures += self.slow_burn_failures(metrics, marks)
         inconclusive = self.inconclusive_reasons(metrics, marks, scheduled, fired, last_activity)
+        doubts = self.harness_doubts(failures)
+        if doubts:
+            inconclusive = doubts + [f"it would have failed: {f.line}" for f in failures] + inconclusive
+            failures = []
         verdict = "fail" if failures else ("inconclusive" if inconclusive else "pass")
+        attribution, detail, clean_run_bug = self.attribute(verdict, failures, metrics, inconclusive)
 
-        source = self.rec.get("scenario_path") or self.scenario.get("source") or self.scenario.get("name") or "?"
+        source = self.rec.scenario_path or self.scenario.get("source") or self.scenario.get("name") or "?"
         replay = f"comfy-chaos replay {source} --client {self.client} --seed {self.seed}"
+        if self.scenario.get("comfyui_version"):  # set in the file or by --comfyui-version
+            replay += f" --comfyui-version {self.scenario['comfyui_version']}"
         name = str(self.scenario.get("name") or "?")
         reasons: list[str] = []
         if verdict != "pass":
             header = "Falsifying run" if verdict == "fail" else "Inconclusive run"
-            reasons.append(f"{header}: scenario {name}, client {self.client}, seed {self.seed}, time scale {self.time_scale:g}")
-            reasons.extend(failures)
+            reasons.append(
+                f"{header}: scenario {name}, client {self.client}, seed {self.seed}, time scale {self.time_scale:g}"
+            )
+            reasons.extend(f.line for f in failures)
+            if verdict == "fail" and detail:
+                reasons.append(f"cause: {detail}")
             if verdict == "inconclusive":
                 reasons.extend(inconclusive)
             bad = [s for s in values if s.problems]
@@ -501,18 +662,17 @@ class _Scoring:
                 reasons.append(self.task_reason(s, marks))
             if len(bad) > MAX_TASK_REASONS:
                 reasons.append(f"… and {len(bad) - MAX_TASK_REASONS} more tasks with problems")
-            if self.rec.get("error"):
-                reasons.append(f"harness error: {self.rec['error']}")
+            if self.rec.error:
+                reasons.append(f"harness error: {self.rec.error}")
             reasons.append(f"seed: {self.seed}")
             reasons.append(f"replay: {replay}")
 
-        frames = {
-            tid: self.frames_around(gathered[tid], s, marks) for tid, s in scores.items() if s.problems
-        }
+        frames = {tid: self.frames_around(gathered[tid], s, marks) for tid, s in scores.items() if s.problems}
+        control = self.rec.control
         return ScenarioResult(
             scenario=name,
             client=self.client,
-            seed=int(self.seed) if isinstance(self.seed, int) else self.seed,
+            seed=self.seed,
             time_scale=self.time_scale,
             verdict=verdict,
             reasons=reasons,
@@ -520,14 +680,35 @@ class _Scoring:
             metrics=metrics,
             tasks=values,
             faults=marks,
-            connections=self.connections(),
+            connections=spans,
             frames=frames,
             duration=end,
             source=str(source) if source != "?" else None,
             description=str(self.scenario.get("description") or ""),
             tags=list(self.scenario.get("tags") or []),
             client_ids=dict(self.sid_names),
+            evidence=self.evidence(),
+            attribution=attribution.value,
+            attribution_detail=detail,
+            clean_run_bug=clean_run_bug,
+            control=None if control is None else {
+                "verdict": control.verdict, "failures": list(control.failures), "problems": dict(control.problems),
+                "metrics": dict(control.metrics), "reasons": list(control.reasons),
+            },
+            failures=[f.line for f in failures],
+            capabilities_missing=self.capabilities_missing(values),
+            client_words=self.client_words(values),
+            comfyui_version=self.rec.comfyui_version,
         )
+
+    def evidence(self) -> list[dict[str, Any]]:
+        """Screenshots a browser client took (docs/browser.md), times made relative to t0."""
+        shots = []
+        for info in self.rec.adapter.instances:
+            for item in getattr(info, "evidence", None) or []:
+                if isinstance(item, Mapping) and item.get("src"):
+                    shots.append({**item, "t": self.rel(item.get("t")), "client_index": info.client_index})
+        return shots
 
     def task_reason(self, s: TaskScore, marks: list[FaultMark]) -> str:
         pid = s.prompt_ids[-1] if s.prompt_ids else None
@@ -541,6 +722,8 @@ class _Scoring:
         if s.reported_at:
             head += f"first reported {s.reported_outcomes[0]} at {_fmt_t(s.reported_at[0])}, "
         head += s.why
+        if s.detail:
+            head += f"; the client said: {s.detail[:200]!r}"
         near = group_faults(self.near(s, marks))
         if near:
             listed = ", ".join(near[:5])
@@ -550,43 +733,69 @@ class _Scoring:
             head += "; no fault around it"
         return head
 
-    def bar_failures(
-        self, metrics: Mapping[str, Any], adapters: list[Mapping[str, Any]], crashes: list[Mapping[str, Any]]
-    ) -> list[str]:
+    def hang_line(self) -> str:
+        """A hung adapter is one still running when the harness stopped it: at the deadline,
+        or (more often) a margin after judgement, which comes earlier when every task was
+        reported or the run healed."""
+        judged = self.rel0(self.t_end)
+        deadline = float(self.scenario.get("deadline") or 0.0) * self.time_scale
+        if deadline and judged < deadline - 1e-3:
+            return (f"hang: the client did not stop after the run was judged at {_fmt_t(judged)} "
+                    f"(before the deadline at {_fmt_t(deadline)}); it was cancelled")
+        return "hang: the client did not finish by the deadline"
+
+    def bar_failures(self, metrics: Mapping[str, Any], crashes: list[ClientReport]) -> list[Failure]:
         e = self.expect
-        out: list[str] = []
+        adapter = self.rec.adapter
+        out: list[Failure] = []
         if metrics["hang"] and not e.get("hang", False):
-            out.append("hang: the client did not finish by the deadline")
+            ended = next((a.ended for a in adapter.instances if a.hung and a.ended), None)
+            out.append(Failure("hang", f"hang: {ended}" if ended else self.hang_line()))
         if metrics["crash"] and not e.get("crash", False):
-            detail = next((c.get("detail") for c in crashes if c.get("detail")), None)
-            tail = next((a.get("stderr_tail") for a in adapters if a.get("stderr_tail")), None)
-            codes = [a.get("exit_code") for a in adapters if a.get("crashed") and a.get("exit_code") is not None]
+            detail = next((c.detail for c in crashes if c.detail), None)
+            tail = adapter.stderr_tail or next((a.stderr_tail for a in adapter.instances if a.stderr_tail), None)
+            codes = [a.exit_code for a in adapter.instances if a.crashed and a.exit_code is not None]
+            if not codes and adapter.crashed and adapter.exit_code is not None:
+                codes = [adapter.exit_code]
             text = "crash: the client crashed" + (f" (exit code {', '.join(map(str, codes))})" if codes else "")
-            out.append(text + (f": {str(detail or tail)[-300:]}" if detail or tail else ""))
+            out.append(Failure("crash", text + (f": {str(detail or tail)[-300:]}" if detail or tail else "")))
         want = float(e.get("completeness", 1.0))
         if metrics["completeness"] < want:
-            out.append(
+            out.append(Failure("completeness",
                 f"completeness {metrics['completeness']:.3f} < expect.completeness {want:g} "
                 f"({metrics['reported']} of {metrics['server_completed']} server-completed tasks reported)"
-            )
-        bars = {
-            "lost": "lost",
-            "phantom": "phantom",
-            "duplicate": "duplicate_report",
-            "duplicate_execution": "duplicate_execution",
-            "wrong_outcome": "wrong_outcome",
-            "wrong_outputs": "wrong_outputs",
-            "indeterminate": "indeterminate",
-            "contradictory": "contradictory",
-        }
-        for bar, metric in bars.items():
+            ))
+        for bar, cls in PROBLEM_BARS.items():
             limit = int(e.get(bar, 0))
-            if metrics[metric] > limit:
-                out.append(f"{metric}: {metrics[metric]} > expect.{bar} {limit}")
+            if metrics[str(cls)] > limit:
+                out.append(Failure(str(cls), f"{cls}: {metrics[str(cls)]} > expect.{bar} {limit}"))
         p95_bar = e.get("p95_latency")
         if p95_bar is not None and metrics["latency_p95"] is not None and metrics["latency_p95"] > float(p95_bar):
-            out.append(f"latency p95 {metrics['latency_p95']:.2f} s > expect.p95_latency {float(p95_bar):g} s")
+            out.append(Failure("p95_latency",
+                f"latency p95 {metrics['latency_p95']:.2f} s > expect.p95_latency {float(p95_bar):g} s"))
         return out
+
+    def harness_doubts(self, failures: list[Failure]) -> list[str]:
+        """Why the harness cannot vouch for this run: the runner's own reasons (a heal it
+        could not verify), and a machine too slow for the time scale when the run failed."""
+        doubts = list(self.rec.inconclusive)
+        starvation = self.rec.starvation or {}
+        if failures and starvation.get("too_slow"):
+            doubts.append(str(starvation.get("reason")))
+        return doubts
+
+    def slow_burn_failures(self, metrics: Mapping[str, Any], marks: list[FaultMark]) -> list[Failure]:
+        return slow_burn_failures(
+            metrics, expect=self.expect, control=self.rec.control, marks=marks, time_scale=self.time_scale,
+            wall_s=self.t_end - self.t0, instances=self.instances,
+        )
+
+    def attribute(
+        self, verdict: str, failures: list[Failure], metrics: Mapping[str, Any], inconclusive: list[str]
+    ) -> tuple[Attribution, str, bool]:
+        has_faults = bool(self.rec.scheduled or self.rec.schedule or self.rec.fault_log)
+        return attribute(verdict, failures, metrics, control=self.rec.control, has_faults=has_faults,
+                         inconclusive=inconclusive)
 
     def inconclusive_reasons(
         self,
@@ -597,28 +806,43 @@ class _Scoring:
         last_activity: float,
     ) -> list[str]:
         out: list[str] = []
-        specs = _schedule(self.scenario)
+        specs = {s.index: s for s in self.schedule()}
         for index in scheduled:
             if index not in fired:
-                spec = specs[index] if 0 <= index < len(specs) and isinstance(specs[index], Mapping) else {}
-                out.append(f"faults[{index}] ({spec.get('kind', '?')}, when {spec.get('when', '?')}) never fired")
-        if scheduled and marks and not any(m.effective for m in marks):
+                spec = specs.get(index)
+                out.append(f"faults[{index}] ({spec.kind if spec else '?'}, when {spec.when if spec else '?'}) "
+                           "never fired")
+        reached = [m for m in marks if m.reached]
+        if scheduled and marks and not reached:
+            kinds = ", ".join(dict.fromkeys(m.kind for m in marks))
+            no_ws = not any(e.event == "open" for e in self.ledger.connections)
+            why = " (it never opened a WebSocket)" if no_ws and all(m.target_kind == "ws" for m in marks) else ""
+            said = "; ".join(dict.fromkeys(m.label for m in marks if "never reached" in m.label))
+            out.append(f"the faults never reached this client{why}: {kinds} applied, none to its socket, "
+                       "its requests or while it was connected" + (f" — {said}" if said else ""))
+        elif scheduled and marks and not any(m.effective for m in marks):
             out.append(
-                f"no fault hit outstanding work: the first fault came at {_fmt_t(marks[0].t)}, "
+                f"no fault hit outstanding work: the first fault came at {_fmt_t(reached[0].t)}, "
                 f"after the last task was done at {_fmt_t(last_activity)}"
             )
         elif scheduled and not marks and not out:
             out.append("faults were scheduled but none was applied")
         if metrics["tasks"] and not metrics["server_completed"]:
             out.append("no task completed on the server: nothing was tested")
-        if self.rec.get("error"):
-            out.append(f"the run did not complete normally: {self.rec['error']}")
+        if self.rec.error:
+            out.append(f"the run did not complete normally: {self.rec.error}")
         return out
 
+    def schedule(self) -> list[ScheduledFault]:
+        """The expanded schedule: stored by the runner; older records re-expand random chaos."""
+        if self.rec.schedule and len(self.rec.schedule) >= len(self.rec.scheduled):
+            return list(self.rec.schedule)
+        return ScheduledFault.of(_expand_schedule(self.scenario))
 
-def _schedule(scenario: Mapping[str, Any]) -> list[Any]:
+
+def _expand_schedule(scenario: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The scenario's fault specs as dicts, random-chaos faults expanded (harness.chaos)."""
-    faults = list(scenario.get("faults") or [])
+    faults = [f for f in scenario.get("faults") or [] if isinstance(f, Mapping)]
     chaos = scenario.get("chaos")
     if not isinstance(chaos, Mapping):
         return faults
@@ -626,7 +850,8 @@ def _schedule(scenario: Mapping[str, Any]) -> list[Any]:
 
     try:
         workload = scenario.get("workload") or {}
-        specs = expand(Chaos.model_validate(chaos), seed=int(scenario.get("seed") or 0), tasks=int(workload.get("tasks") or 1))
+        specs = expand(Chaos.model_validate(chaos), seed=int(scenario.get("seed") or 0),
+                       tasks=int(workload.get("tasks") or 1))
     except (ValueError, TypeError):
         return faults
     return faults + [spec.model_dump(mode="json", exclude_unset=True) for spec in specs]

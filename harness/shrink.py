@@ -141,7 +141,7 @@ def regression_scenario(scenario: Scenario, shrunk: list[FaultSpec], *, client: 
     )
     data["tags"] = sorted({*scenario.tags, "regression"} - {"slow"})
     data["faults"] = [s.model_dump(mode="json", exclude_unset=True) for s in shrunk]
-    ordered = {k: data[k] for k in ("name", "description", "seed", "time_scale", "tags", "clients",
+    ordered: dict[str, Any] = {k: data[k] for k in ("name", "description", "seed", "time_scale", "tags", "clients",
                                     "workload", "faults", "deadline", "grace", "expect") if k in data}
     return ordered
 

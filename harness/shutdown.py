@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -138,7 +138,7 @@ async def gather_all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
     return [t.result() for t in tasks]
 
 
-async def _cancel_and_wait(tasks: list[asyncio.Future[Any]]) -> None:
+async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
     """Cancel every task and wait until all have finished their teardown; a repeated
     cancellation of the caller does not cut that wait short (it stays bounded)."""
     for task in tasks:

@@ -9,6 +9,8 @@
   the copy `comfy-chaos install NAME` set up, see `adapters/setup.py`);
 * `cmd:<command line>` — a child process speaking JSON lines (docs/adapters.md);
 * `py:<module>:<Class>` — an in-process adapter class that is not registered;
+* `frontend`, `frontend@<version>`, `web:<path-or-url>` — a web client in headless Chromium
+  (`harness.adapters.browser`, docs/browser.md);
 * `isolated:<spec>` — an in-process adapter (a name or `py:...`) run in a child process
   through `python -m comfy_chaos.harness.adapters.subprocess_host <spec>`.
 """
@@ -95,7 +97,9 @@ def _from_registry(name: str, entry: dict[str, Any], root: Path) -> Any:
     root = _runnable_root(name, entry, root)
     argv = [sys.executable if part == "{python}" else part for part in cmd]
     argv = [str(root / part) if not Path(part).is_absolute() and (root / part).exists() else part for part in argv]
-    return SubprocessAdapter(argv, name=name, scalable=bool(entry.get("scalable", True)))
+    return SubprocessAdapter(
+        argv, name=name, scalable=bool(entry.get("scalable", True)), scalable_declared="scalable" in entry
+    )
 
 
 def registered() -> dict[str, str]:
@@ -117,13 +121,25 @@ def load_adapter(spec: str) -> ClientAdapter:
         if shutil.which(program) is None and not Path(program).is_file():
             raise AdapterError(f"--client {spec}: {program!r} is not an executable on PATH nor a file")
         return adapter
+    if spec == "frontend" or spec.startswith(("frontend@", "web:")):
+        from comfy_chaos.harness.adapters.browser import load_browser_adapter
+
+        try:
+            browser = load_browser_adapter(spec)
+        except ValueError as exc:
+            raise AdapterError(str(exc)) from exc
+        assert browser is not None
+        return browser
     if spec.startswith("isolated:"):
         inner = spec[len("isolated:"):]
         if inner not in registered() and not inner.startswith("py:"):
             raise AdapterError(
                 f"--client {spec}: no in-process adapter named {inner!r} (known: {', '.join(sorted(registered()))})"
             )
-        return SubprocessAdapter([sys.executable, "-m", "comfy_chaos.harness.adapters.subprocess_host", inner], name=spec)
+        return SubprocessAdapter(
+            [sys.executable, "-m", "comfy_chaos.harness.adapters.subprocess_host", inner], name=spec,
+            scalable_declared=True,  # its host says the in-process adapter's `scalable` in the ready line
+        )
     target = spec[len("py:"):] if spec.startswith("py:") else registered().get(spec)
     if target is None:
         external = subprocess_registry()

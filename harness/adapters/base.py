@@ -25,6 +25,11 @@ MAX_NOTES = 1000  # per client instance; later notes are counted, not kept
 MAX_NOTE_CHARS = 4096
 
 
+class Unscalable(Exception):
+    """Raised by an adapter whose client said its timers do not scale while the run is
+    scaled (a `ready` line with `"scalable": false`): the runner starts again at 1.0."""
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     task_id: str
@@ -57,6 +62,9 @@ class AdapterSession:
     info: AdapterInfo = field(default_factory=AdapterInfo)
     counters: dict[str, Any] = field(default_factory=dict)
     _queue: asyncio.Queue[Task | None] = field(default_factory=asyncio.Queue)
+    judged: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by the runner at the judgement: later reports do not count (browser clients take
+    their last screenshot then)."""
     _ended: bool = False
     notes_dropped: int = 0
     _notes: int = 0
@@ -127,6 +135,12 @@ class AdapterSession:
             if self.notes_dropped == 0:
                 self._report("note", detail=f"more than {MAX_NOTES} notes from this client: the rest are dropped")
             self.notes_dropped += 1
+
+    def ui(self, running: list[str], detail: str) -> None:
+        """What a UI client's page shows as running now (task ids), when that changes. A task
+        the server finished that is still in the last such list at the judgement is scored
+        "stuck UI" (docs/browser.md)."""
+        self._report("ui", running=list(running), detail=detail[:MAX_NOTE_CHARS])
 
     def stats(self, counters: dict[str, Any]) -> None:
         """Free-form client counters (reconnects, polls, ...); later values replace earlier ones."""

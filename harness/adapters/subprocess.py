@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from comfy_chaos.harness import proctree
-from comfy_chaos.harness.adapters.base import AdapterSession
+from comfy_chaos.harness.adapters.base import AdapterSession, Unscalable
 
 log = structlog.get_logger(__name__)
 
@@ -91,18 +91,24 @@ class SubprocessAdapter:
 
     scalable = True
 
-    def __init__(self, argv: list[str], name: str | None = None, scalable: bool = True) -> None:
+    def __init__(
+        self, argv: list[str], name: str | None = None, scalable: bool = True, *, scalable_declared: bool = False
+    ) -> None:
         if not argv:
             raise ValueError("subprocess adapter: empty command")
         self.argv = list(argv)
         self.name = name or os.path.basename(argv[0])
         self.scalable = scalable
+        # False: nobody said whether the client's timers scale (a `cmd:` client); its ready
+        # line may still say so, else the runner looks for fixed timers on the control run.
+        self.scalable_declared = scalable_declared
 
     @classmethod
     def from_command(cls, command: str, name: str | None = None) -> SubprocessAdapter:
         return cls(shlex.split(command), name=name or f"cmd:{command}")
 
     async def run(self, session: AdapterSession) -> None:
+        self._done = False
         child = _Child(self.argv)
         await child.start()
         try:
@@ -113,6 +119,12 @@ class SubprocessAdapter:
             info.exit_code, info.cpu_s, info.stderr_tail = child.exit_code, child.cpu_s, child.stderr_tail()
             if child.exit_code not in (0, None) and not child.killed_by_us:
                 info.crashed = True
+            if info.ended is None:
+                info.ended = (
+                    "killed by the harness" if child.killed_by_us
+                    else f"exited with code {child.exit_code}" + (" after done" if self._done else " without done")
+                )
+                info.ended_at = session.clock()
 
     async def _converse(self, child: _Child, session: AdapterSession) -> None:
         guard = _FloodGuard(session)
@@ -138,6 +150,8 @@ class SubprocessAdapter:
         except TimeoutError:
             session.crash(f"no ready within {READY_TIMEOUT_S:.0f} s")
             return
+        if session.info.scalable is False and session.time_scale != 1.0:
+            raise Unscalable(self.name)
         feeder = asyncio.create_task(self._feed(child, session))
         try:
             while True:
@@ -147,6 +161,7 @@ class SubprocessAdapter:
                     session.crash(f"exited without done (exit code {code}): {child.stderr_tail()}")
                     return
                 if self._dispatch(message, session, guard) == "done":
+                    self._done = True
                     break
         except AdapterProtocolError as exc:
             session.crash(f"protocol error: {exc}")
@@ -176,6 +191,8 @@ class SubprocessAdapter:
         try:
             if kind == "ready":
                 session.ready(str(message.get("client", self.name)), message.get("version"), message.get("caps"))
+                if isinstance(message.get("scalable"), bool):
+                    session.info.scalable = message["scalable"]
             elif kind == "submitted":
                 session.submitted(str(message["task_id"]), str(message["prompt_id"]))
             elif kind == "result":

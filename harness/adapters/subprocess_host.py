@@ -38,10 +38,16 @@ def _emit(message: dict[str, Any]) -> None:
     _PROTOCOL[0].write(json.dumps(message).encode() + b"\n")
 
 
+_SCALABLE: list[bool] = []  # the hosted adapter's `scalable`, said in the ready line
+
+
 def _to_wire(report: dict[str, Any]) -> dict[str, Any] | None:
     kind = report["type"]
     if kind == "ready":
-        return {"type": "ready", "client": report["client"], "version": report["version"], "caps": report["caps"]}
+        ready = {"type": "ready", "client": report["client"], "version": report["version"], "caps": report["caps"]}
+        if _SCALABLE:
+            ready["scalable"] = _SCALABLE[0]
+        return ready
     if kind == "stats":
         return {"type": "stats", "counters": report["counters"]}
     if kind == "crash":
@@ -73,6 +79,7 @@ async def _lines() -> asyncio.StreamReader:
 
 async def host(name: str) -> int:
     adapter = load_adapter(name)
+    _SCALABLE[:] = [bool(adapter.scalable)]
     reader = await _lines()
     first = await reader.readline()
     if not first:

@@ -13,7 +13,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-from comfy_chaos.harness.cli.common import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_USAGE
+from comfy_chaos.harness.cli.exitcodes import (
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    EXIT_PASS,
+    EXIT_USAGE,
+)
 
 __all__ = ["COMMANDS", "EXIT_FAIL", "EXIT_INCONCLUSIVE", "EXIT_PASS", "EXIT_USAGE", "main", "version"]
 

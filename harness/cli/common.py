@@ -6,13 +6,28 @@ Exit codes (every subcommand): 0 pass, 1 fail, 2 inconclusive, 3 usage or config
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE = 0, 1, 2, 3
+from comfy_chaos.harness.adapters import AdapterError, load_adapter
+from comfy_chaos.harness.batch import run_batch
+from comfy_chaos.harness.cli.exitcodes import (
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    EXIT_PASS,
+    EXIT_USAGE,
+)
+from comfy_chaos.harness.cli.progress import Progress, describe_backend
+from comfy_chaos.harness.eventlog import configure
+from comfy_chaos.harness.resources import builtin_scenarios
+from comfy_chaos.harness.shard import ShardError, job_key, parse_shard
+from comfy_chaos.harness.shutdown import Interrupted, run_guarded
+from comfy_chaos.harness.suite import load_all, run_info
+from comfy_chaos.harness.toxiproxy.backend import BackendError
 
 #: each command's own default report directory, so one never overwrites another's report
 DEFAULT_REPORT_DIRS = {"run": "comfy-chaos-report", "replay": "comfy-chaos-replay", "bench": "comfy-chaos-bench",
@@ -43,11 +58,7 @@ def guarded(command: Callable[[argparse.Namespace], int], parser: Callable[[], a
 def configure_logging(verbosity: int) -> None:
     """Logs go to stderr (progress and summary to stdout); quiet unless -v. Every run's
     events are also captured in its own JSON-lines file (`harness.eventlog`)."""
-    import logging
-
-    from comfy_chaos.harness.eventlog import configure
-
-    configure([logging.ERROR, logging.WARNING, logging.INFO][min(verbosity, 2)] if verbosity < 3 else logging.DEBUG)
+    configure([logging.ERROR, logging.INFO, logging.DEBUG][min(verbosity, 2)])
 
 
 # --- options -------------------------------------------------------------------------------
@@ -60,12 +71,30 @@ def add_client_option(parser: argparse.ArgumentParser, default: Sequence[str]) -
 
 
 def add_scale_and_output_options(parser: argparse.ArgumentParser) -> None:
+    from comfy_chaos.harness import comfyui_version
+
     parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    comfyui_version.add_option(parser)  # applied with comfyui_version.with_version
     parser.add_argument("--report-dir", default=None,
                         help="where to write the report (default comfy-chaos-report; replay and bench: "
                         "comfy-chaos-replay, comfy-chaos-bench)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log to stderr: -v warnings, -vv info, -vvv debug (default: errors only)")
+                        help="show each run's events on stderr: -v the events (server, faults, Toxiproxy, runner, "
+                        "client), -vv also debug detail (default: errors only)")
+    parser.add_argument("--no-control", action="store_true",
+                        help="skip the fault-free control runs (faster; verdicts then cannot say whether "
+                        "the faults caused a failure)")
+    parser.add_argument("--unscalable", action="append", default=[], metavar="CLIENT",
+                        help="run this client at time scale 1.0: its timers do not scale (repeatable)")
+
+
+def harness_options(args: argparse.Namespace, clients: Sequence[str]) -> dict[str, Any]:
+    """`Harness` keywords from --no-control / --unscalable (each --unscalable must be a --client)."""
+    unknown = [name for name in args.unscalable if name not in clients]
+    if unknown:
+        raise UsageError(f"comfy-chaos: --unscalable {unknown[0]}: not one of the --client values "
+                         f"({', '.join(sorted(clients))})")
+    return {"control": not args.no_control, "unscalable": list(args.unscalable)}
 
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:
@@ -110,8 +139,6 @@ class Selection:
 
 def scenario_paths(args: argparse.Namespace, prog: str) -> list[Path]:
     """The positional paths, or the built-in library (unless --no-builtin) plus --scenarios."""
-    from comfy_chaos.harness.resources import builtin_scenarios
-
     if args.paths:
         if args.scenarios or args.no_builtin:
             raise UsageError(f"{prog}: --scenarios/--no-builtin choose the library; give scenario paths or them, not both")
@@ -130,8 +157,6 @@ def select_scenarios(args: argparse.Namespace, prog: str) -> Selection:
     """Load the scenario files the command's arguments name. Broken files are returned, not
     raised (they are error items, the rest runs); slow ones are left out unless named or
     --run-slow. A usage error when nothing at all is left to run."""
-    from comfy_chaos.harness.suite import load_all
-
     if args.jobs < 1:
         raise UsageError(f"{prog}: -j: expected at least 1, got {args.jobs}")
     paths = scenario_paths(args, prog)
@@ -156,8 +181,6 @@ def report_broken(broken: Iterable[Any]) -> None:
 
 
 def check_clients(clients: Iterable[str]) -> None:
-    from comfy_chaos.harness.adapters import AdapterError, load_adapter
-
     for client in clients:
         try:
             load_adapter(client)
@@ -173,8 +196,6 @@ def chosen_clients(args: argparse.Namespace, default: Sequence[str]) -> list[str
 
 def shard_jobs(args: argparse.Namespace, jobs: list[tuple[Any, str]], *, seed: int | None = None) -> list[tuple[Any, str]]:
     """With --shard K/N, this shard's part of the jobs (a line says how many); else all."""
-    from comfy_chaos.harness.shard import ShardError, job_key, parse_shard
-
     if not args.shard:
         return jobs
     try:
@@ -199,9 +220,6 @@ class Executed:
 
     def run_info(self, runner: str, **extra: Any) -> dict[str, Any]:
         """results.json's `run` block: who ran it, the backend (also shown in the HTML)."""
-        from comfy_chaos.harness.cli.progress import describe_backend
-        from comfy_chaos.harness.suite import run_info
-
         info = run_info(runner=runner, **{k: v for k, v in extra.items() if v is not None})
         info["toxiproxy"] = describe_backend(self.backend)
         info["toxiproxy_backend"] = dict(self.backend)
@@ -220,22 +238,17 @@ def report_interrupted(stopped: Any) -> None:
 
 def execute(
     jobs: list[tuple[Any, str]], *, seed: int | None, time_scale: float | None, parallel: int,
-    log_dir: Path | None = None,
+    log_dir: Path | None = None, harness_options: dict[str, Any] | None = None,
 ) -> Executed | None:
     """Run every (scenario, client) job, `parallel` at a time, showing progress; None if
     interrupted (Ctrl-C). With `log_dir`, each run's events go to
     `<log_dir>/<scenario>--<client>--seed<N>.jsonl`. A Toxiproxy that cannot be reached
     or started is a configuration error (UsageError)."""
-    from comfy_chaos.harness.batch import run_batch
-    from comfy_chaos.harness.cli.progress import Progress
-    from comfy_chaos.harness.toxiproxy.backend import BackendError
-
-    from comfy_chaos.harness.shutdown import Interrupted, run_guarded
-
     progress = Progress(total=len(jobs), stream=sys.stdout)
     try:
         results = run_guarded(run_batch(jobs, seed=seed, time_scale=time_scale, parallel=parallel, log_dir=log_dir,
-                                        on_start=progress.backend, on_result=progress.finished))
+                                        on_start=progress.backend, on_result=progress.finished,
+                                        harness_options=harness_options))
     except Interrupted as stopped:
         progress.close()
         report_interrupted(stopped)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from comfy_chaos.harness.adapters import AdapterError, load_adapter, subprocess_registry
+from comfy_chaos.harness.adapters.setup import SetupError, run_setup
 from comfy_chaos.harness.cli import common
 
 PROG = "comfy-chaos install"
@@ -18,9 +20,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.adapters import AdapterError, load_adapter, subprocess_registry
-    from comfy_chaos.harness.adapters.setup import SetupError, run_setup
-
     registry = subprocess_registry()
     unknown = [n for n in args.names if n not in registry]
     if unknown:

@@ -9,8 +9,11 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from comfy_chaos.harness.bench import client_totals, render_totals, write_bench_report
 from comfy_chaos.harness.cli import common
-from comfy_chaos.harness.cli.outputs import add_gate_options, finish
+from comfy_chaos.harness.cli.outputs import add_gate_options, decide, finish
+from comfy_chaos.harness.merge import MergeError, merge_results
+from comfy_chaos.harness.report import render_matrix
 
 PROG = "comfy-chaos merge"
 
@@ -24,10 +27,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.bench import client_totals, render_totals, write_bench_report
-    from comfy_chaos.harness.merge import MergeError, merge_results
-    from comfy_chaos.harness.report import render_matrix
-
     paths = [Path(p) / "results.json" if Path(p).is_dir() else Path(p) for p in args.results]
     try:
         merged = merge_results(paths)
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(render_totals(totals), end="")
         print(f"{PROG}: report written to {out / 'index.html'} and {out / 'results.json'}")
-        return common.exit_code(merged.results)
+        return decide(merged.results, args)
     return finish(merged.results, args, out, run=merged.run)
 
 

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from comfy_chaos.harness.baseline import compare, gate, write_baseline
 from comfy_chaos.harness.cli import common
+from comfy_chaos.harness.junit import junit_xml, write_junit
+from comfy_chaos.harness.report import render_summary
+from comfy_chaos.harness.results import ResultsError, ResultsFile, load_results
+from comfy_chaos.harness.suite import write_report
 
 
 def add_gate_options(parser: argparse.ArgumentParser) -> None:
@@ -33,18 +38,19 @@ def fresh_logs(out: Path) -> Path:
 def finish(results: list[Any], args: argparse.Namespace, out: Path, *, run: dict[str, Any],
            broken: Sequence[Any] = ()) -> int:
     """Summary, report, JUnit, gate and baseline writing; returns the exit code."""
-    from comfy_chaos.harness.report import render_summary
-    from comfy_chaos.harness.suite import write_report
-
     print()
     print(render_summary(results, reasons=False), end="")
     if broken:
         print(f"{len(broken)} scenario file(s) could not be loaded: " + ", ".join(str(e.path) for e in broken))
     path = write_report(results, out, run)
     print(f"comfy-chaos: report written to {out / 'index.html'} and {path}")
-    if args.junitxml:
-        from comfy_chaos.harness.junit import junit_xml, write_junit
+    return decide(results, args, broken)
 
+
+def decide(results: list[Any], args: argparse.Namespace, broken: Sequence[Any] = ()) -> int:
+    """JUnit XML, the baseline gate and baseline writing; the exit code (3 if a scenario
+    file was broken, whatever the gate said)."""
+    if args.junitxml:
         data = junit_xml(results, broken=[(str(e.path), str(e.error)) for e in broken],
                          inconclusive_is_error=args.fail_on_inconclusive)
         print(f"comfy-chaos: JUnit XML written to {write_junit(args.junitxml, data)}")
@@ -55,9 +61,6 @@ def finish(results: list[Any], args: argparse.Namespace, out: Path, *, run: dict
 
 
 def _gate(results: list[Any], args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.baseline import compare, gate, write_baseline
-    from comfy_chaos.harness.results import ResultsError, ResultsFile, load_results
-
     current = ResultsFile(run={}, results=results)
     code = common.exit_code(results)  # without a baseline: the verdicts decide
     regressed_against: set[Path] = set()

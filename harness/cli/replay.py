@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 from comfy_chaos.harness.cli import common
 from comfy_chaos.harness.cli.outputs import fresh_logs
+from comfy_chaos.harness.comfyui_version import with_version
+from comfy_chaos.harness.scenario import ScenarioError, load_scenario
+from comfy_chaos.harness.suite import write_report
 
 PROG = "comfy-chaos replay"
 
@@ -20,19 +23,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.scenario import ScenarioError, load_scenario
-    from comfy_chaos.harness.suite import write_report
-
     common.check_time_scale(PROG, args.time_scale)
     try:
-        scenario = load_scenario(args.file)
+        scenario = with_version(load_scenario(args.file), args.comfyui_version)
     except ScenarioError as exc:
         raise common.UsageError(str(exc)) from None
     clients = common.chosen_clients(args, ["reference"])
     common.configure_logging(args.verbose)
     out = common.report_dir(args, "replay")
     executed = common.execute([(scenario, c) for c in clients], seed=args.seed, time_scale=args.time_scale,
-                              parallel=1, log_dir=fresh_logs(out))
+                              parallel=1, log_dir=fresh_logs(out), harness_options=common.harness_options(args, clients))
     if executed is None:
         return common.EXIT_INCONCLUSIVE
     for result in executed.results:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from comfy_chaos.harness.cli import common
+from comfy_chaos.harness.results import ResultsError, load_results
+from comfy_chaos.harness.suite import render_html
 
 PROG = "comfy-chaos report"
 
@@ -18,9 +20,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from comfy_chaos.harness.results import ResultsError, load_results
-    from comfy_chaos.harness.suite import render_html
-
     try:
         results_file = load_results(args.results)
     except ResultsError as exc:

@@ -24,8 +24,11 @@ def run(args: argparse.Namespace) -> int:
     common.check_time_scale(PROG, args.time_scale)
     selection = common.select_scenarios(args, PROG)
     clients = common.chosen_clients(args, ["reference"])
+    options = common.harness_options(args, clients)
     common.configure_logging(args.verbose)
-    jobs = [(entry.scenario, client) for entry in selection.chosen for client in clients]
+    from comfy_chaos.harness.comfyui_version import with_version
+
+    jobs = [(with_version(entry.scenario, args.comfyui_version), client) for entry in selection.chosen for client in clients]
     print(f"comfy-chaos: {len(selection.chosen)} scenarios × {len(clients)} clients = {len(jobs)} runs, -j {args.jobs}"
           + (f" ({selection.skipped_slow} slow scenarios skipped; --run-slow to include)" if selection.skipped_slow else ""),
           flush=True)
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = common.shard_jobs(args, jobs, seed=args.seed)
     out = common.report_dir(args, "run")
     executed = common.execute(jobs, seed=args.seed, time_scale=args.time_scale, parallel=args.jobs,
-                              log_dir=fresh_logs(out))
+                              log_dir=fresh_logs(out), harness_options=options)
     if executed is None:
         return common.EXIT_INCONCLUSIVE
     return finish(executed.results, args, out, broken=selection.broken,

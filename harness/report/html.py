@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from comfy_chaos.harness.report.attribution import cause_label, clean_run_bugs
 from comfy_chaos.harness.report.matrix import build_matrix
 from comfy_chaos.harness.report.terminal import COLUMNS, format_cell
 from comfy_chaos.harness.results import ResultsFile, ScenarioResult, TaskScore
@@ -49,6 +50,8 @@ svg text{font:11px system-ui,sans-serif;fill:#333}svg text.cut{fill:#777;font-st
 .lane-label.bad{fill:#b00;font-weight:700}
 .legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:10px;margin-right:4px;vertical-align:middle}
 table.frames td,table.tasks td{font-size:12.5px}tr.bad td{background:#fff4f4}
+pre.words{background:#f7f7fb;border:1px solid #e3e6ea;padding:8px;white-space:pre-wrap;font-size:12px;max-height:24em;overflow:auto}
+p.cause{font-weight:600}
 """
 
 
@@ -65,14 +68,15 @@ def _verdict_cell(verdict: str) -> str:
 
 
 def _summary(results: list[ScenarioResult]) -> str:
-    head = "".join(f"<th>{escape(t)}</th>" for t in ["scenario", "client", "verdict", *(t for t, _ in COLUMNS)])
+    titles = ["scenario", "client", "verdict", "cause", *(t for t, _ in COLUMNS)]
+    head = "".join(f"<th>{escape(t)}</th>" for t in titles)
     rows = []
     for i, r in enumerate(results):
         cells = "".join(f"<td>{escape(_fmt(r.metrics.get(key)))}</td>" for _, key in COLUMNS)
         rows.append(
             f'<tr data-scenario="{escape(r.scenario)}" data-client="{escape(r.client)}">'
             f'<td><a href="#{_slug(i, r)}">{escape(r.scenario)}</a></td><td class="l">{escape(r.client)}</td>'
-            f"{_verdict_cell(r.verdict)}{cells}</tr>"
+            f'{_verdict_cell(r.verdict)}<td class="l cause">{escape(cause_label(r))}</td>{cells}</tr>'
         )
     return f'<table class="summary" id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
@@ -310,10 +314,73 @@ def _frames(result: ScenarioResult) -> str:
     return "".join(parts)
 
 
+def _evidence(result: ScenarioResult) -> str:
+    """A browser client's screenshots (data URIs, so the page stays self-contained)."""
+    figures = []
+    for shot in result.evidence:
+        src = str(shot.get("src") or "")
+        if shot.get("kind") != "screenshot" or not src.startswith("data:image/"):
+            continue
+        caption = f"{shot.get('label') or 'screenshot'} at {_fmt(shot.get('t'))} s (client c{shot.get('client_index', 0)})"
+        figures.append(
+            f'<figure class="evidence"><img src="{escape(src)}" alt="{escape(caption)}" loading="lazy" '
+            f'style="max-width:100%;border:1px solid #e3e6ea"><figcaption>{escape(caption)}</figcaption></figure>'
+        )
+    return "".join(figures)
+
+
+def _clean_run_bugs(results: list[ScenarioResult]) -> str:
+    """Each client's clean-run bug once (not once per scenario)."""
+    bugs = clean_run_bugs(results)
+    if not bugs:
+        return ""
+    intro = ("<p>These clients fail the workload without any fault; their fault cells say whether the faults "
+             "changed anything.</p>")
+    parts = ["<h2>Clean-run bugs</h2>", intro]
+    for bug in bugs:
+        parts.append(
+            f'<div class="clean-run-bug" data-client="{escape(bug.client)}"><h3>{escape(bug.client)} — fails '
+            f"without faults in {len(bug.scenarios)} scenario(s)</h3><p>{escape(', '.join(bug.scenarios))}</p>"
+            f'<pre class="reasons">{escape(chr(10).join(bug.reasons))}</pre></div>'
+        )
+    return "".join(parts)
+
+
+def _client_words(r: ScenarioResult) -> str:
+    """What the client said itself: errors, notes, crashes, counters, the stderr tail."""
+    words = r.client_words
+    lines: list[str] = []
+    for ready in words.get("ready") or []:
+        caps = ", ".join(ready.get("caps") or [])
+        lines.append(f"ready c{ready.get('client_index')}: {ready.get('client', '')} {ready.get('version') or ''}"
+                     + (f" (caps: {caps})" if caps else ""))
+    for err in words.get("errors") or []:
+        lines.append(f"{err.get('task_id')} {err.get('outcome')}: {err.get('detail')}")
+    for note in words.get("notes") or []:
+        lines.append(f"note c{note.get('client_index')} at +{float(note.get('t') or 0):.3f} s: {note.get('text')}")
+    for crash in words.get("crashes") or []:
+        lines.append(f"crash c{crash.get('client_index')}: {crash.get('detail')}")
+    counters = words.get("counters") or {}
+    if counters:
+        lines.append("counters: " + ", ".join(f"{k}={v}" for k, v in counters.items()))
+    parts = []
+    if r.capabilities_missing:
+        parts.append(f'<p class="capabilities">Not compared (the client does not expose them): '
+                     f"{escape(', '.join(r.capabilities_missing))}</p>")
+    if lines:
+        parts.append(f'<pre class="words client-said">{escape(chr(10).join(lines))}</pre>')
+    if words.get("stderr_tail"):
+        parts.append(f'<details class="stderr"><summary>stderr (last 4 KiB)</summary><pre class="words">'
+                     f"{escape(words['stderr_tail'])}</pre></details>")
+    return "<h3>The client's own words</h3>" + "".join(parts) if parts else ""
+
+
 def _section(index: int, r: ScenarioResult) -> str:
     m = r.metrics
     facts = (
-        f"seed {r.seed} · time scale {r.time_scale:g} · {m.get('tasks', 0)} tasks · "
+        f"seed {r.seed} · time scale {r.time_scale:g} · "
+        + (f"ComfyUI {r.comfyui_version} · " if r.comfyui_version else "")
+        + f"{m.get('tasks', 0)} tasks · "
         f"{m.get('faults_applied', 0)} faults applied ({m.get('faults_effective', 0)} while work was outstanding) · "
         f"{_fmt(r.duration)} s · timeline and event times in real seconds since the run started"
     )
@@ -326,14 +393,20 @@ def _section(index: int, r: ScenarioResult) -> str:
     if r.description:
         parts.append(f'<p class="description">{escape(r.description)}</p>')
     parts.append(f'<p class="facts">{escape(facts)}</p>')
+    if r.attribution_detail:
+        parts.append(f'<p class="cause" data-attribution="{escape(r.attribution)}">Cause: '
+                     f"{escape(r.attribution_detail)}</p>")
     parts.append(_Timeline(r).render())
     parts.append(LEGEND)
     if r.reasons:
         parts.append(f'<pre class="reasons">{escape(chr(10).join(r.reasons))}</pre>')
     parts.append(f'<p class="replay">Replay: <code>{escape(r.replay)}</code></p>')
+    parts.append(_client_words(r))
     parts.append("<h3>Tasks</h3>" + _tasks_table(r))
     if r.frames:
         parts.append("<h3>Around each problem task</h3>" + _frames(r))
+    if r.evidence:
+        parts.append("<h3>Screenshots</h3>" + _evidence(r))
     parts.append("</section>")
     return "".join(parts)
 
@@ -359,6 +432,7 @@ def render_html(
         _summary(results),
         "<h2>Scenarios × clients</h2>",
         _matrix(results),
+        _clean_run_bugs(results),
         *sections,
         *(_section(i, r) for i, r in enumerate(results)),
     ]

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from comfy_chaos.harness.report.terminal import format_table
-from comfy_chaos.harness.results import ScenarioResult
+from comfy_chaos.harness.results import Attribution, ScenarioResult
 
 PROBLEM_METRICS = (
     ("lost", "lost"),
@@ -56,14 +56,28 @@ class Cell:
 
     @property
     def p95(self) -> float | None:
-        values = [r.metrics.get("latency_p95") for r in self.results if r.metrics.get("latency_p95") is not None]
+        values = [float(r.metrics["latency_p95"]) for r in self.results if r.metrics.get("latency_p95") is not None]
         return max(values) if values else None
 
+    @property
+    def cause(self) -> str:
+        """Why the cell fails: `faults` (fails only under faults, or the faults add failures),
+        `clean-run` (fails without faults too, the faults change nothing), or '' (passes,
+        or no control run to tell)."""
+        failed = [r for r in self.results if r.verdict == "fail"]
+        if any(r.attribution == Attribution.FAULT for r in failed):
+            return "faults"
+        if failed and all(r.attribution == Attribution.CLEAN_RUN for r in failed):
+            return "clean-run"
+        return ""
+
     def label(self) -> str:
-        """Short text for a matrix cell, e.g. `FAIL lost 2` or `PASS 2/2 p95 0.4s`."""
+        """Short text for a matrix cell, e.g. `FAIL (faults) lost 2` or `PASS 2/2 p95 0.4s`."""
         if not self.results:
             return "-"
         text = self.grade.upper() if self.grade != "inconclusive" else "INCONCL"
+        if self.cause:
+            text += f" ({self.cause})"
         passed = sum(1 for r in self.results if r.verdict == "pass")
         if len(self.results) > 1:
             text += f" {passed}/{len(self.results)}"

@@ -11,7 +11,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -180,7 +180,7 @@ async def _start_bundled_inprocess(seed: int | None) -> Backend:
 
 async def resolve_backend(
     *,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     use_binary: bool = True,
     bundled: BundledMode = "inprocess",
     seed: int | None = None,

@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import sys
+from typing import NoReturn
 
 import structlog
 
@@ -19,8 +20,15 @@ log = structlog.get_logger(__name__)
 READY_PREFIX = "comfy-chaos toxiproxy listening on "
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is a usage error: exit 3 with one line, like every comfy-chaos command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(3, f"{self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="comfy-chaos toxiproxy", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="comfy-chaos toxiproxy", description=__doc__.splitlines()[0])
     parser.add_argument("--host", "-host", default="127.0.0.1", help="API address (default 127.0.0.1)")
     parser.add_argument("--port", "-port", type=int, default=8474, help="API port (default 8474; 0 = ephemeral)")
     parser.add_argument("--seed", "-seed", type=int, default=None,
@@ -60,6 +68,7 @@ async def _populate_from(server: ToxiproxyServer, path: str) -> None:
         log.error("toxiproxy.config.unreadable", config=path, error=str(exc))
         return
     response = await server.populate(None, body)  # type: ignore[arg-type]
+    assert isinstance(response.body, bytes)  # a json_response's body
     result = json.loads(response.body)
     if "error" in result:
         log.error("toxiproxy.config.failed", config=path, error=result["error"])

@@ -306,7 +306,7 @@ class Link:
         else:
             self.head = stage.stub.output
         self.stages.remove(stage)
-        if prev_running and not self.done:
+        if prev is not None and prev_running and not self.done:
             prev.start()
 
     def cancel(self) -> None:

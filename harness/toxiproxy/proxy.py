@@ -8,8 +8,16 @@ from typing import Any
 
 import structlog
 
+from comfy_chaos.harness.toxiproxy.gojson import Float32
 from comfy_chaos.harness.toxiproxy.link import Connection, SocketEnd
-from comfy_chaos.harness.toxiproxy.model import DOWNSTREAM, UPSTREAM, ApiError, ToxicDef, join_host_port, split_host_port
+from comfy_chaos.harness.toxiproxy.model import (
+    DOWNSTREAM,
+    UPSTREAM,
+    ApiError,
+    ToxicDef,
+    join_host_port,
+    split_host_port,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +38,7 @@ async def resolve_address(address: str) -> tuple[str, int]:
     except socket.gaierror:
         raise ApiError(f"lookup {host}: no such host", 500) from None
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    return infos[0][4][0], port
+    return str(infos[0][4][0]), port
 
 
 def resolved_text(ip: str, port: int) -> str:
@@ -152,7 +160,7 @@ class Proxy:
         self.chains[toxic.direction].append(toxic)
         await asyncio.gather(*(link.add_toxic(toxic) for link in self._links(toxic.direction)))
 
-    async def update_toxic(self, toxic: ToxicDef, attributes: dict[str, int], toxicity: float) -> None:
+    async def update_toxic(self, toxic: ToxicDef, attributes: dict[str, int], toxicity: Float32) -> None:
         toxic.attributes = attributes
         toxic.toxicity = toxicity
         await asyncio.gather(*(link.update_toxic(toxic) for link in self._links(toxic.direction)))

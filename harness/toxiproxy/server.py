@@ -110,7 +110,7 @@ class ToxiproxyServer:
             await self._runner.cleanup()
             self._runner = None
             raise
-        sockets = site._server.sockets if site._server is not None else []  # noqa: SLF001 — bound port
+        sockets = site._server.sockets if isinstance(site._server, asyncio.Server) else []  # noqa: SLF001 — bound port
         bound = sockets[0].getsockname()
         self.url = f"http://{host}:{bound[1]}"
         log.info("toxiproxy.server.started", url=self.url, seed=self.seed, pid=os.getpid())

@@ -5,7 +5,7 @@ import asyncio
 import socket
 
 import pytest
-from client_helpers import RUNTIME_ERROR, basic, ledger_images
+from .client_helpers import RUNTIME_ERROR, basic, ledger_images
 from structlog.testing import capture_logs
 
 from comfy_chaos.client import ClientConfig, ComfyClient, ComfyUnavailable, PromptRejected
@@ -75,7 +75,8 @@ async def test_rejected_workflow_raises_with_the_server_body(make_fake):
         with pytest.raises(PromptRejected) as info:
             await comfy.submit(bad)
     assert info.value.status == 400
-    assert info.value.body["error"]["type"] == "invalid_prompt"
+    expected = "missing_node_type" if server.config.profile.missing_node_type else "invalid_prompt"
+    assert info.value.body["error"]["type"] == expected
     assert "NoSuchNodeClass" in info.value.body["error"]["message"]
 
 
@@ -277,3 +278,32 @@ async def test_same_id_socket_that_steals_then_orphans_us_is_survived(make_fake)
     assert stats.unresponsive >= 2 and stats.forced_reconnects >= 2
     # both times the deaf socket was noticed (echo watchdog or probe) and the tasks came via HTTP
     assert sum(o.source in ("probe", "reconcile", "hint") for o in outcomes) >= 2
+
+
+async def test_queue_reads_use_the_jobs_api_where_the_server_has_it(make_fake):
+    faults = [{"kind": "close", "when": {"on": "message", "type": "execution_start", "task": "t1"}}]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        outcomes = await run_tasks(comfy, [tag_workflow(basic(i), f"t{i}") for i in range(4)])
+        stats, jobs_api = comfy.stats, comfy._http.jobs_api
+    check_against_ledger(server, outcomes)
+    paths = [r.path for r in server.ledger.http]
+    if server.config.profile.jobs_api:
+        assert jobs_api is True and stats.jobs_reads >= 1 and stats.jobs_fallbacks == 0
+        assert "/api/jobs?status=in_progress,pending" in paths and "/queue" not in paths
+    else:  # 0.3.64: one 404, then /queue for good
+        assert jobs_api is False and stats.jobs_reads == 0
+        assert paths.count("/api/jobs?status=in_progress,pending") == 1 and "/queue" in paths
+
+
+async def test_failing_jobs_api_falls_back_to_queue(make_fake):
+    faults = [
+        {"kind": "close", "when": {"on": "message", "type": "execution_start", "task": "t1"}},
+        {"kind": "http_error", "when": {"at": 0}, "count": 1000, "params": {"route": "/api/jobs", "status": 503}},
+    ]
+    server = await make_fake(faults, time_scale=0.01)
+    async with ComfyClient(server.base_url, CFG) as comfy:
+        outcomes = await run_tasks(comfy, [tag_workflow(basic(i), f"t{i}") for i in range(4)])
+        stats = comfy.stats
+    check_against_ledger(server, outcomes)
+    assert stats.jobs_reads == 0 and "/queue" in [r.path for r in server.ledger.http]

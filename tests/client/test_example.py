@@ -17,4 +17,4 @@ async def test_example_runs_and_prints_every_outcome(capsys):
     assert " success " in lines["basic"] and "basic_00001_.png" in lines["basic"]
     assert " success " in lines["preview"]
     assert " error " in lines["runtime-error"] and "outside the output folder" in lines["runtime-error"]
-    assert "rejected: invalid_prompt" in lines["rejected"]
+    assert "rejected: missing_node_type" in lines["rejected"]  # the example's server: the newest profile

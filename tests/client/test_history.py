@@ -8,14 +8,16 @@ import pytest
 
 from comfy_chaos.client.history import history_entry, outcome_from_history
 
-TRACES = Path(__file__).resolve().parents[1] / "data" / "comfyui-traces"
+DATA = Path(__file__).resolve().parents[1] / "data"
+#: Both recording sets: ComfyUI 0.3.64 and 0.33.0 (whose entries carry extra_data.create_time).
+TRACE_SETS = (DATA / "comfyui-traces", DATA / "comfyui-traces-current")
 EXPECTED = {"execution_success": "success", "execution_error": "error", "execution_interrupted": "interrupted"}
 
 
 def recorded_entries() -> list[tuple[str, str, dict]]:
     """(file, prompt_id, entry) for every `GET /history/{id}` answer in the traces."""
     found = []
-    for path in sorted(TRACES.glob("*.jsonl")):
+    for path in [p for folder in TRACE_SETS for p in sorted(folder.glob("*.jsonl"))]:
         request_path = None
         for line in path.read_text().splitlines():
             event = json.loads(line)
@@ -25,7 +27,7 @@ def recorded_entries() -> list[tuple[str, str, dict]]:
                 pid = request_path.rsplit("/", 1)[1].split("?")[0]
                 body = event.get("body")
                 if isinstance(body, dict) and pid in body:
-                    found.append((path.name, pid, body[pid]))
+                    found.append((f"{path.parent.name}/{path.name}", pid, body[pid]))
     return found
 
 
@@ -60,8 +62,9 @@ def test_seed_reading_only_trusts_completed(name, pid, entry):
         assert outcome is None
 
 
-def test_error_after_good_output_keeps_the_outputs():
-    name, pid, entry = next(e for e in ENTRIES if e[0].startswith("05b"))
+@pytest.mark.parametrize("folder", [f.name for f in TRACE_SETS])
+def test_error_after_good_output_keeps_the_outputs(folder):
+    name, pid, entry = next(e for e in ENTRIES if e[0].startswith(f"{folder}/05b"))
     outcome = outcome_from_history(pid, entry, "ws")
     assert outcome.status == "error" and outcome.outputs == entry["outputs"] and outcome.outputs
     assert "outside the output folder" in outcome.detail

@@ -5,11 +5,12 @@ import json
 from typing import Any
 
 import pytest
-from fakehelp import W_BASIC
 
 from comfy_chaos.fake_comfy.core import HISTORY_LAG, ComfyCore, Step
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
 from comfy_chaos.fake_comfy.ledger import Ledger, tag_workflow
+from comfy_chaos.fake_comfy.profiles import V0_3_64
+from comfy_chaos.fake_comfy.testing import W_BASIC
 from comfy_chaos.fake_comfy.wire import OutFrame
 
 
@@ -27,8 +28,11 @@ def core() -> ComfyCore:
 
 
 def make_core() -> ComfyCore:
+    """A core of the 0.3.64 profile, the behaviour these tests pin (0.33's switches: test_profiles.py)."""
     clock = Clock()
-    return ComfyCore(clock=clock, wall_ms=lambda: 1_700_000_000_000, ledger=Ledger(), events=EventBus(), seed=3)
+    return ComfyCore(
+        clock=clock, wall_ms=lambda: 1_700_000_000_000, ledger=Ledger(), events=EventBus(), seed=3, profile=V0_3_64
+    )
 
 
 def run_all(core: ComfyCore, limit: int = 10_000) -> list[OutFrame]:

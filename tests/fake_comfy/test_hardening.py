@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakehelp import finished, receive_json_until
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+from comfy_chaos.fake_comfy.testing import finished, receive_json_until
 
 
 def _latent(prefix: str) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def _serve_with_fd_limit(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
 async def _half_open(host: str, port: int) -> asyncio.StreamWriter | None:
     """A request that never finishes its headers."""
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):
             _, writer = await asyncio.open_connection(host, port)
             writer.write(b"GET /queue HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             await writer.drain()
@@ -189,20 +189,21 @@ async def _half_open(host: str, port: int) -> asyncio.StreamWriter | None:
         return None
 
 
+@pytest.mark.load
 async def test_half_open_requests_beyond_the_descriptor_limit_do_not_lock_out_clients(tmp_path: Path) -> None:
     proc, url = _serve_with_fd_limit(tmp_path)
     attackers: list[asyncio.StreamWriter | None] = []
     try:
         host, port = url.removeprefix("http://").rsplit(":", 1)
         attackers = list(await asyncio.gather(*(_half_open(host, int(port)) for _ in range(2 * FD_LIMIT + 76))))
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:  # generous: a loaded machine
             async with http.get(f"{url}/queue") as resp:
                 assert resp.status == 200
             async with http.ws_connect(f"{url}/ws?clientId=ok") as ws:
                 async with http.post(f"{url}/prompt", json={"prompt": _image("ok/x"), "client_id": "ok"}) as resp:
                     assert resp.status == 200, await resp.text()
                     prompt_id = (await resp.json())["prompt_id"]
-                await receive_json_until(ws, finished(prompt_id), timeout=20)
+                await receive_json_until(ws, finished(prompt_id), timeout=120)
     finally:
         for writer in attackers:
             if writer is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakehelp import W_BASIC
 
 from comfy_chaos.fake_comfy.ledger import SENT_LIMIT, Ledger, tag_workflow, task_tag
+from comfy_chaos.fake_comfy.testing import W_BASIC
 
 
 def test_tag_workflow_tags_smallest_node_id_on_a_copy() -> None:

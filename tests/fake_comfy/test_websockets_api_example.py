@@ -15,7 +15,7 @@ import uuid
 
 import aiohttp
 import websocket
-from fakehelp import W_BASIC, receive_json_until
+from comfy_chaos.fake_comfy.testing import W_BASIC, receive_json_until
 
 
 def example_flow(server_address: str, prompt: dict) -> dict[str, list[bytes]]:

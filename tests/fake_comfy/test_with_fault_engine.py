@@ -5,11 +5,11 @@ import asyncio
 import time
 
 import aiohttp
-from fakehelp import W_BASIC, finished, receive_json_until
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 from comfy_chaos.fake_comfy.ledger import tag_workflow
+from comfy_chaos.fake_comfy.testing import W_BASIC, finished, receive_json_until
 
 
 async def test_drop_marks_the_ledger_message_and_client_misses_it() -> None:

@@ -26,7 +26,10 @@ import aiohttp
 from comfy_chaos.fake_comfy import FakeComfy
 from comfy_chaos.fake_comfy.png import solid_png
 
-TRACES = Path(__file__).resolve().parents[1] / "data" / "comfyui-traces"
+DATA = Path(__file__).resolve().parents[1] / "data"
+TRACES = DATA / "comfyui-traces"
+#: Recording set per protocol profile (fake_comfy.profiles): ComfyUI 0.3.64 and 0.33.0.
+TRACE_SETS = {"0.3.64": TRACES, "0.33": DATA / "comfyui-traces-current"}
 
 #: Keys whose values are compared exactly (everything else: by JSON type).
 EXACT = {
@@ -34,13 +37,16 @@ EXACT = {
     "parent_node", "node_type", "queue_remaining", "state", "status_str", "completed", "class_type",
     "dependent_outputs", "input_name", "subfolder", "image_type", "supports_preview_metadata",
     "max_upload_size", "exception_type", "received_type", "input_config", "details_kind",
+    "status", "cancelled", "error", "invalid_ids", "total", "has_more", "offset", "limit", "outputs_count",
+    "previewable_outputs_count", "nodeId", "mediaType", "comfyui_version", "required_frontend_version", "os",
+    "supports_model_type_tags", "node_replacements", "assets", "supports_v4",
 }  # fmt: skip
 #: Lists of node ids whose order comes from a Python set in ComfyUI: compared sorted.
 SET_ORDER = {"executed", "nodes", "current_outputs"}
 UUID_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^[0-9a-f]{32}$")
 #: Frames of features the fake does not implement (docs/fake_comfy.md): left out of the comparison.
-UNSUPPORTED_TYPES = {"logs"}
-UNSUPPORTED_PATHS = ("/internal/",)
+UNSUPPORTED_TYPES: set[str] = set()
+UNSUPPORTED_PATHS: tuple[str, ...] = ()
 
 
 def _type_name(value: Any) -> str:
@@ -156,8 +162,8 @@ class Replay:
     unsynced: list[str]
 
 
-def load(name: str) -> list[dict[str, Any]]:
-    with open(TRACES / name, encoding="utf-8") as fh:
+def load(name: str, version: str = "0.3.64") -> list[dict[str, Any]]:
+    with open(TRACE_SETS[version] / name, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
@@ -424,7 +430,15 @@ class Replayer:
         self.expected_http.append(HttpExchange(expected.method, expected.path, expected.status, None, None))
         self.actual_http.append(HttpExchange(request["method"], request["path"], status, None, None))
 
-    async def _client_frame(self, event: dict[str, Any]) -> None:
+    def _close_reply_recorded(self, index: int, label: str) -> bool:
+        """Whether the recording has the server's close reply for this client close (17 does
+        not: its recorder closed without waiting for it)."""
+        return any(
+            e.get("conn") == label and e["dir"] == "server->client" and e["kind"] == "ws-close"
+            for e in self.events[index + 1 :]
+        )
+
+    async def _client_frame(self, index: int, event: dict[str, Any]) -> None:
         conn = self.conns[event["conn"]]
         assert conn.ws is not None
         kind = event["kind"]
@@ -441,7 +455,8 @@ class Replayer:
             await conn.ws.ping(bytes.fromhex(event.get("payload_hex", "")))
         elif kind == "ws-close":
             await conn.ws.close(code=event.get("code", 1000))
-            conn.frames.append({"close": conn.ws.close_code})
+            if self._close_reply_recorded(index, event["conn"]):
+                conn.frames.append({"close": conn.ws.close_code})
         elif kind == "tcp-abort":
             conn.aborted = True
             transport = conn.ws._conn.transport if conn.ws._conn is not None else None  # noqa: SLF001
@@ -481,7 +496,7 @@ class Replayer:
                 elif event["kind"] == "http-request":
                     await self._http(index, event)
                 else:
-                    await self._client_frame(event)
+                    await self._client_frame(index, event)
             await self.sync("end of trace")
         finally:
             for conn in self.conns.values():

@@ -134,3 +134,76 @@ def fault(t: float, kind: str = "drop", *, message: str | None = "execution_succ
           source: str = "server") -> dict[str, Any]:
     return {"t": T0 + t, "t_end": None if t_end is None else T0 + t_end, "kind": kind, "spec_index": spec_index,
             "target": {"client": client, "task": task, "message": message}, "detail": {}, "source": source}
+
+
+# --- "real client" behaviours (issue 13): records as published clients produce them -------
+
+
+def http_log(times: list[float], path: str = "/history", method: str = "GET") -> list[dict[str, Any]]:
+    return [{"t": T0 + t, "method": method, "path": path, "status": 200, "fault": None} for t in times]
+
+
+def null_outputs_client(n: int = 3) -> dict[str, Any]:
+    """A client that does not expose outputs: every success comes with `outputs: null`."""
+    prompts, reports = [], []
+    for i in range(n):
+        p, (sub, res) = ok_task(f"t{i}", f"p{i}", at=i * 0.5)
+        res["outputs"] = None
+        prompts.append(p)
+        reports += [sub, res]
+    return record(prompts, reports)
+
+
+def no_submitted_client(n: int = 3) -> dict[str, Any]:
+    """A client that never says `submitted` nor names prompt ids (results carry the task only)."""
+    prompts, reports = [], []
+    for i in range(n):
+        p, (_, res) = ok_task(f"t{i}", f"p{i}", at=i * 0.5)
+        res["prompt_id"] = None
+        prompts.append(p)
+        reports.append(res)
+    return record(prompts, reports)
+
+
+def storm_client(per_task: int, *, rate: float, faulted: bool = True) -> dict[str, Any]:
+    """One slow task; the client polls /history `per_task` times at `rate` requests per
+    real second after a drop (a request storm when rate is high)."""
+    p = prompt("p0", "t0", accepted=0.1, started=0.2, completed=3.0)
+    reports = [submitted("t0", "p0"), result("t0", "p0", t=3.1)]
+    http = http_log([0.1]) + http_log([1.0 + k / rate for k in range(per_task - 1)])
+    specs = [{"kind": "abort", "when": {"at": 1.0}}] if faulted else []
+    log = [fault(1.0, "abort", message=None)] if faulted else []
+    return record([p], reports, http=http, fault_specs=specs, fault_log=log, time_scale=1.0, t_end=4.0)
+
+
+def spinning_client(cpu_s: float, *, faulted: bool = True) -> dict[str, Any]:
+    """A client process whose CPU time over a 4 s run is `cpu_s` (a busy loop after a close
+    spends most of the run on a core)."""
+    prompts, reports = [], []
+    for i in range(2):
+        p, r = ok_task(f"t{i}", f"p{i}", at=i * 0.5)
+        prompts.append(p)
+        reports += r
+    specs = [{"kind": "close", "when": {"at": 0.3}}] if faulted else []
+    log = [fault(0.3, "close", message=None)] if faulted else []
+    adapter = {"exit_code": 0, "crashed": False, "hung": False, "cpu_s": cpu_s, "stderr_tail": ""}
+    return record(prompts, reports, fault_specs=specs, fault_log=log, adapter=adapter, t_end=4.0)
+
+
+def batching_client(n: int = 4, *, hold_until: float | None = None, time_scale: float = 1.0) -> dict[str, Any]:
+    """Tasks that complete one after another; the client reports each at `hold_until`
+    (holds every result until the queue is empty) or right away when None."""
+    prompts, reports = [], []
+    for i in range(n):
+        done = 2.0 * (i + 1)
+        prompts.append(prompt(f"p{i}", f"t{i}", accepted=0.1, started=done - 2.0, completed=done))
+        reports += [submitted(f"t{i}", f"p{i}"), result(f"t{i}", f"p{i}", t=(hold_until or done) + 0.05)]
+    return record(prompts, reports, time_scale=time_scale, t_end=2.0 * n + 3.0)
+
+
+def late_reporter(first: str, second: str) -> dict[str, Any]:
+    """A client that reports `first`, then after judgement a second callback `second`."""
+    p = prompt("p0", "t0", outcome="success")
+    late = result("t0", "p0", outcome=second, t=5.5)
+    late["late"] = True
+    return record([p], [submitted("t0", "p0"), result("t0", "p0", outcome=first), late], t_end=5.0)

@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
-from scoring_records import ok_task, record
+from .scoring_records import ok_task, record
 
 from comfy_chaos.harness.baseline import Tolerance, check_baseline, compare, main, write_baseline
 from comfy_chaos.harness.results import ResultsFile, load_results, save_results
-from comfy_chaos.harness.scoring import score
+from comfy_chaos.harness.scoring import score_json as score
 
 
 def run(*, lost: tuple[str, ...] = (), report_delay: float = 0.2, hung: bool = False, crashed: bool = False,
@@ -69,16 +69,22 @@ def test_new_hang_and_crash() -> None:
     assert compare(results(run(hung=True)), results(run(hung=True))).ok
 
 
-def test_latency_needs_both_relative_and_absolute_tolerance() -> None:
+def test_latency_needs_relative_absolute_and_real_time_tolerance() -> None:
     base = results(run(report_delay=0.1))  # p95 1.0 scenario s at time scale 0.1
+    no_real_floor = Tolerance(latency_abs_real=0)
     slower_but_small = results(run(report_delay=0.14))  # 1.4 s: +40 %
-    assert compare(slower_but_small, base).ok
+    assert compare(slower_but_small, base, no_real_floor).ok
     slower = results(run(report_delay=0.17))  # 1.7 s: +70 % and +0.7 s
-    assert kinds(compare(slower, base)) == ["latency"]
+    assert kinds(compare(slower, base, no_real_floor)) == ["latency"]
     tiny = results(run(report_delay=0.001))
     tiny_slower = results(run(report_delay=0.004))  # +300 % but only +0.03 s
-    assert compare(tiny_slower, tiny).ok
-    assert compare(slower, base, Tolerance(latency_ratio=1.0)).ok
+    assert compare(tiny_slower, tiny, no_real_floor).ok
+    assert compare(slower, base, Tolerance(latency_ratio=1.0, latency_abs_real=0)).ok
+    # +0.07 real seconds is a loaded machine's jitter, not a regression (default: 0.25 real s)
+    assert compare(slower, base).ok
+    much_slower = results(run(report_delay=0.5))  # 5.0 scenario s: +0.4 real s
+    regression = compare(much_slower, base).regressions
+    assert [r.kind for r in regression] == ["latency"] and "+0.25 real s" in regression[0].detail
 
 
 def test_pairs_missing_or_new_are_notes() -> None:
@@ -124,3 +130,30 @@ def test_check_and_write_baseline_take_results_directly(tmp_path: Path) -> None:
     assert load_results(base).results[0].frames == {}
     assert check_baseline([run(lost=("t1",))], base) == []
     assert check_baseline(results(run(lost=("t0", "t1"))), base) == ["s / reference: lost: newly lost: t0"]
+
+
+def test_a_new_pair_that_fails_is_a_regression_a_passing_one_a_note() -> None:
+    comparison = compare(results(run(name="a"), run(name="b", lost=("t1",))), results(run(name="a")))
+    assert kinds(comparison) == ["new failure"] and comparison.matched == 1
+    assert str(comparison.regressions[0]) == "b / reference: new failure: fails and is not in the baseline"
+
+
+def test_inconclusive_to_fail_is_a_regression() -> None:
+    base = results(run())
+    base.results[0].verdict = "inconclusive"
+    assert "verdict" in kinds(compare(results(run(lost=("t1",))), base))
+
+
+def test_gate_decisions() -> None:
+    from comfy_chaos.harness.baseline import gate
+
+    same = compare(results(run(lost=("t1",))), results(run(lost=("t1",))))
+    assert gate(same, "b.json").code == 0  # a known failure that stays the same
+    assert gate(compare(results(run(lost=("t1", "t2"))), results(run(lost=("t1",)))), "b.json").code == 1
+    nothing = gate(compare(results(run(name="a")), results(run(name="b"))), "b.json")
+    assert nothing.code == 3 and "no run matched the baseline b.json" in nothing.summary
+    inconclusive = results(run())
+    inconclusive.results[0].verdict = "inconclusive"
+    comparison = compare(inconclusive, results(run()))
+    assert gate(comparison, "b.json").code == 0
+    assert gate(comparison, "b.json", fail_on_inconclusive=True).code == 2

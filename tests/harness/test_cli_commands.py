@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # each test runs the CLI in a child process
+
 OK = """
 seed: 3
 workload: {tasks: 2, workflow: basic}

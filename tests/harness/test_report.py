@@ -6,11 +6,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from scoring_records import SID, T0, fault, ok_task, prompt, record, result, submitted
-
 from comfy_chaos.harness.report import build_matrix, render_html, render_matrix, render_summary, write_html_report
 from comfy_chaos.harness.results import SCHEMA_VERSION, ResultsError, ResultsFile, load_results, save_results
-from comfy_chaos.harness.scoring import score
+from comfy_chaos.harness.scoring import score_json as score
+from .scoring_records import SID, T0, fault, null_outputs_client, ok_task, prompt, record, result, submitted
 
 VOID = {"meta", "br", "img", "hr", "input", "link", "col", "area", "base", "wbr", "source"}
 SVG_LEAVES = {"line", "circle", "rect", "path"}
@@ -164,10 +163,10 @@ def test_many_tasks_draw_problem_lanes_first(tmp_path: Path) -> None:
 def test_terminal_summary_rows_totals_and_reasons() -> None:
     text = render_summary([failing_result(), passing_result()])
     lines = text.splitlines()
-    assert lines[0].split()[:5] == ["scenario", "client", "verdict", "tasks", "done"]
+    assert lines[0].split()[:6] == ["scenario", "client", "verdict", "cause", "tasks", "done"]
     row = next(line for line in lines if line.startswith("drop-completion"))
     cols = row.split()
-    assert cols[:7] == ["drop-completion", "reference", "FAIL", "3", "3", "2", "1"]
+    assert cols[:8] == ["drop-completion", "reference", "FAIL", "no-control", "3", "3", "2", "1"]
     assert "1 passed, 1 failed, 0 inconclusive (2 runs" in text
     assert "drop-completion / reference: FAIL" in text and "  t1 (prompt 9f2c1a7e…) lost" in text
     assert "\x1b" not in text
@@ -191,8 +190,10 @@ def test_results_json_round_trip_and_report_from_json_alone(tmp_path: Path) -> N
     original = ResultsFile(run={"command": "comfy-chaos run"}, results=[failing_result(), passing_result()])
     path = save_results(tmp_path / "out" / "results.json", original)
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["schema_version"] == SCHEMA_VERSION == 1 and len(data["results"]) == 2
-    assert {"scenario", "client", "seed", "verdict", "reasons", "replay", "metrics", "tasks"} <= set(data["results"][0])
+    assert data["schema_version"] == SCHEMA_VERSION == 2 and len(data["results"]) == 2
+    assert {"scenario", "client", "seed", "verdict", "reasons", "replay", "metrics", "tasks", "attribution",
+            "attribution_detail", "clean_run_bug", "control", "capabilities_missing", "client_words"} <= set(
+        data["results"][0])
     loaded = load_results(path)
     assert [r.to_dict() for r in loaded.results] == [r.to_dict() for r in original.results]
     assert render_html(loaded) == render_html(original)
@@ -200,8 +201,8 @@ def test_results_json_round_trip_and_report_from_json_alone(tmp_path: Path) -> N
 
 def test_results_errors_name_file_and_problem(tmp_path: Path) -> None:
     bad_version = tmp_path / "v.json"
-    bad_version.write_text(json.dumps({"schema_version": 2, "results": []}))
-    with pytest.raises(ResultsError, match=r"v\.json: schema_version: expected 1, got 2"):
+    bad_version.write_text(json.dumps({"schema_version": 3, "results": []}))
+    with pytest.raises(ResultsError, match=r"v\.json: schema_version: expected 2, got 3"):
         load_results(bad_version)
     broken = tmp_path / "b.json"
     broken.write_text('{"schema_version": 1,\n "results": [}')
@@ -236,3 +237,72 @@ def test_frames_sections_are_capped_but_results_keep_them_all() -> None:
     assert len(page.find("details", class_="frames")) == 20
     (more,) = page.find("p", class_="more-frames")
     assert more["text"].startswith("5 more problem tasks")
+
+
+def attributed(lost: int, *, control_lost: int | None, scenario: str, client: str = "real-js"):
+    """A run of 4 tasks where `lost` are never reported, scored with a control run in which
+    `control_lost` are (None: no control run)."""
+    from comfy_chaos.harness.record import RunRecord
+    from comfy_chaos.harness.scoring import score as score_record
+    from comfy_chaos.harness.scoring import summarise_control
+
+    def run(n_lost: int, faulted: bool) -> dict:
+        prompts, reports = [], []
+        for i in range(4):
+            p, r = ok_task(f"t{i}", f"p{i}", at=i * 0.5)
+            prompts.append(p)
+            reports += [x for x in r if i >= n_lost or x["type"] == "submitted"]
+        specs = [{"kind": "drop", "when": {"at": 0.3}}] if faulted else []
+        rec = record(prompts, reports, fault_specs=specs, fault_log=[fault(0.3)] if faulted else [], name=scenario)
+        rec["client"] = client
+        return rec
+
+    typed = RunRecord.from_json(run(lost, True))
+    if control_lost is not None:
+        typed.control = summarise_control(score(run(control_lost, False)))
+    return score_record(typed)
+
+
+def test_causes_in_the_terminal_matrix_and_html_and_clean_run_bugs_once() -> None:
+    results = [
+        attributed(1, control_lost=0, scenario="drop-a"),
+        attributed(1, control_lost=1, scenario="drop-b"),
+        attributed(1, control_lost=1, scenario="drop-c"),
+        attributed(0, control_lost=0, scenario="drop-d"),
+    ]
+    assert [r.attribution for r in results] == ["fault", "clean_run", "clean_run", "pass"]
+    text = render_summary(results)
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.split()[1:2] == ["real-js"]}
+    assert rows["drop-a"][2:4] == ["FAIL", "faults"] and rows["drop-b"][2:4] == ["FAIL", "clean-run"]
+    assert "failures: 1 caused by the faults, 2 clean-run bugs, 0 without a control run" in text
+    # the clean-run bug is told once, with the control run's reasons; its cells point there
+    assert text.count("clean-run bug: real-js fails without any fault in 2 scenario(s): drop-b, drop-c") == 1
+    assert text.count("t0 (prompt p0) lost") == 2  # drop-a's own reasons + the control's, once
+    assert "drop-b / real-js: FAIL (clean-run bug, see above)" in text
+    _, _, cells = build_matrix(results)
+    assert cells[("drop-a", "real-js")].label() == "FAIL (faults) lost 1"
+    assert cells[("drop-b", "real-js")].label() == "FAIL (clean-run) lost 1"
+    page = parse(render_html(results))
+    bugs = page.find("div", class_="clean-run-bug")
+    assert len(bugs) == 1 and bugs[0]["attrs"]["data-client"] == "real-js" and "drop-b, drop-c" in bugs[0]["text"]
+    causes = [el["text"] for el in page.find("td", class_="cause")]
+    assert causes == ["faults", "clean-run", "clean-run", "-"]
+    assert [el["attrs"]["data-attribution"] for el in page.find("p", class_="cause")][:2] == ["fault", "clean_run"]
+
+
+def test_html_and_json_carry_the_clients_own_words(tmp_path: Path) -> None:
+    rec = null_outputs_client(2)
+    rec["reports"][-1]["outcome"], rec["reports"][-1]["detail"] = "error", "ended expired <timeout>"
+    rec["reports"].append({"t": T0 + 0.4, "client_index": 0, "type": "note", "detail": "polling /history"})
+    rec["adapter"]["stderr_tail"] = "Traceback (most recent call last): boom"
+    rec["client_stats"] = {"reconnects": 2}
+    res = score(rec)
+    page = parse(render_html([res]))
+    said = page.find("pre", class_="client-said")[0]["text"]
+    assert "t1 error: ended expired <timeout>" in said and "note c0 at +0.400 s: polling /history" in said
+    assert "counters: reconnects=2" in said
+    assert "Traceback (most recent call last): boom" in page.find("details", class_="stderr")[0]["text"]
+    assert "outputs" in page.find("p", class_="capabilities")[0]["text"]
+    path = save_results(tmp_path / "results.json", ResultsFile(run={}, results=[res]))
+    words = json.loads(path.read_text())["results"][0]["client_words"]
+    assert words["stderr_tail"].endswith("boom") and words["notes"][0]["text"] == "polling /history"

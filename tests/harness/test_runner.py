@@ -109,6 +109,22 @@ async def test_duplicate_report_after_the_last_first_report_is_counted(
     assert classes(result) == {"t0": "duplicate_report", "t1": "ok", "t2": "ok", "t3": "ok"}
 
 
+async def test_contradictory_callback_after_judgement_is_recorded_and_judged(
+    toxiproxy_backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (issue 13 #6): the runner dropped results after judgement, so failed-then-
+    finished was scored as a plain wrong_outcome. (The adapter gets 5 s to finish after
+    judgement; it sends its second callback 1 s after its first pass.)"""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    async with asyncio.timeout(120), Harness(toxiproxy_url=toxiproxy_backend.url, done_margin=5.0) as harness:
+        record = await harness.run(scenario(CLEAN), "py:lossy_adapter:ContradictsAfterJudgementAdapter")
+    t0 = [r for r in record.reports if r.type == "result" and r.task_id == "t0"]
+    assert [r.outcome for r in t0] == ["error", "success"] and t0[1].late
+    result = score(record)
+    assert classes(result)["t0"] == "contradictory" and result.verdict == "fail"
+    assert result.client_words["errors"][0]["detail"] == "ended expired"
+
+
 @pytest.mark.parametrize(("text", "client"), [(JUNK_T1, "naive"), (DROP_T3, "reference")])
 async def test_same_scenario_and_seed_give_the_same_verdict_and_classes(
     harness: Harness, text: str, client: str
@@ -128,9 +144,9 @@ async def test_two_clients_split_the_tasks(harness: Harness) -> None:
     text = CLEAN.replace("seed: 3", "seed: 3\nclients: 2")
     async with asyncio.timeout(120):
         record = await harness.run(scenario(text), "reference")
-    by_task = {r["task_id"]: r["client_index"] for r in record.reports if r["type"] == "result"}
+    by_task = {r.task_id: r.client_index for r in record.reports if r.type == "result"}
     assert by_task == {"t0": 0, "t1": 1, "t2": 0, "t3": 1}
-    assert len(record.adapter["instances"]) == 2
+    assert len(record.adapter.instances) == 2
     assert score(record).verdict == "pass"
 
 
@@ -143,8 +159,9 @@ faults:
 """
     async with asyncio.timeout(120):
         record = await harness.run(scenario(text), "reference")
-    toxics = [f for f in record.fault_log if f["kind"] == "toxic"]
-    assert len(toxics) == 1 and toxics[0]["source"] == "toxiproxy" and toxics[0]["spec_index"] == 0
+    toxics = [f for f in record.fault_log if f.kind == "toxic"]
+    assert len(toxics) == 1 and toxics[0].source == "toxiproxy" and toxics[0].spec_index == 0
+    assert toxics[0].target_kind == "toxic"
     assert record.fired == [0]
     assert score(record).verdict == "pass"
 
@@ -154,8 +171,8 @@ async def test_subprocess_isolated_adapter_runs_through_the_runner(harness: Harn
     async with asyncio.timeout(120):
         record = await harness.run(scenario(CLEAN), client)
     assert score(record).verdict == "pass"
-    assert record.adapter["exit_code"] == 0 and record.adapter["cpu_s"] > 0
-    assert not record.adapter["crashed"] and not record.adapter["hung"]
+    assert record.adapter.exit_code == 0 and record.adapter.cpu_s is not None and record.adapter.cpu_s > 0
+    assert not record.adapter.crashed and not record.adapter.hung
 
 
 async def test_worked_example_in_docs_is_a_working_adapter(harness: Harness, tmp_path: Path) -> None:
@@ -165,7 +182,7 @@ async def test_worked_example_in_docs_is_a_working_adapter(harness: Harness, tmp
     async with asyncio.timeout(120):
         record = await harness.run(scenario(CLEAN), f"cmd:{sys.executable} {script}")
     result = score(record)
-    assert result.verdict == "pass", (result.reasons, record.adapter["stderr_tail"])
+    assert result.verdict == "pass", (result.reasons, record.adapter.stderr_tail)
 
 
 async def test_unscalable_adapter_runs_at_time_scale_one(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -229,8 +246,8 @@ grace: 90
 """
     async with asyncio.timeout(120):
         record = await harness.run(scenario(text), "reference")
-    toxic = next(f for f in record.fault_log if f["kind"] == "toxic")
-    assert record.healed_at is None or record.healed_at >= toxic["t"] + 8 * 0.1
+    toxic = next(f for f in record.fault_log if f.kind == "toxic")
+    assert record.healed_at is None or record.healed_at >= toxic.t + 8 * 0.1
     assert score(record).verdict == "pass"
 
 
@@ -241,7 +258,7 @@ async def test_run_record_round_trips_through_json_and_scores_the_same(harness: 
 
     async with asyncio.timeout(120):
         record = await harness.run(scenario(DROP_T3), "reference")
-    again = RunRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    again = RunRecord.from_json(json.loads(json.dumps(record.to_json())))
     assert score(again).to_dict() == score(record).to_dict()
     with pytest.raises(ValueError, match="unknown keys"):
-        RunRecord.from_dict({**record.to_dict(), "bogus": 1})
+        RunRecord.from_json({**record.to_json(), "bogus": 1})

@@ -2,12 +2,31 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
-from scoring_records import SID, T0, fault, ok_task, outputs_for, prompt, record, result, submitted
-
 from comfy_chaos.harness.record import RunRecord
-from comfy_chaos.harness.scoring import output_set, percentile, score
+from comfy_chaos.harness.scoring import output_set, percentile, summarise_control
+from comfy_chaos.harness.scoring import score as score_record
+from comfy_chaos.harness.scoring import score_json as score
+from .scoring_records import (
+    SID,
+    T0,
+    batching_client,
+    fault,
+    http_log,
+    late_reporter,
+    no_submitted_client,
+    null_outputs_client,
+    ok_task,
+    outputs_for,
+    prompt,
+    record,
+    result,
+    spinning_client,
+    storm_client,
+    submitted,
+)
 
 
 def classes(rec: dict) -> dict[str, str]:
@@ -130,15 +149,44 @@ def test_wrong_outputs_compares_node_filename_subfolder_type() -> None:
     assert classes(same) == {"t0": "ok"}
 
 
+REPLY_LOST = [{"kind": "prompt_response_lost", "when": {"on": "request", "route": "/prompt"}}]
+
+
+def reply_lost_at(t: float) -> dict:
+    return {"t": T0 + t, "kind": "prompt_response_lost", "spec_index": 0, "target_kind": "http",
+            "target_client_id": None, "target": {"method": "POST", "path": "/prompt"}, "detail": {}}
+
+
 def test_indeterminate_when_submission_reply_lost_and_never_reported() -> None:
-    rec = record([prompt("p0", "t0")], [])
+    rec = record([prompt("p0", "t0")], [], fault_specs=REPLY_LOST, fault_log=[reply_lost_at(0.1)])
     res = score(rec)
     assert classes(rec) == {"t0": "indeterminate"} and res.verdict == "fail"
 
 
 def test_indeterminate_when_reported_error_without_prompt_id() -> None:
-    rec = record([prompt("p0", "t0")], [result("t0", None, outcome="error")])
+    rec = record([prompt("p0", "t0")], [result("t0", None, outcome="error")], fault_specs=REPLY_LOST,
+                 fault_log=[reply_lost_at(0.1)])
     assert classes(rec) == {"t0": "indeterminate"}
+
+
+def test_no_submitted_line_and_no_fault_is_not_indeterminate() -> None:
+    """Regression (issue 13 #3): a client that never exposes prompt ids, on a fault-free
+    run, was 'indeterminate … without ever learning its prompt id'. The ledger ties the
+    prompt to the task by its workflow tag: a wrong report is wrong_outcome, none is lost."""
+    wrong = record([prompt("p0", "t0"), prompt("p1", "t1")],
+                   [result("t0", None, outcome="error"), result("t1", None, outputs=outputs_for("p1"))])
+    res = score(wrong)
+    assert classes(wrong) == {"t0": "wrong_outcome", "t1": "ok"}
+    assert "without ever learning" not in "\n".join(res.reasons)
+    assert "prompt_ids" in res.capabilities_missing
+    silent = record([prompt("p0", "t0")], [])
+    assert classes(silent) == {"t0": "lost"}
+
+
+def test_a_fault_far_from_the_submission_does_not_excuse_a_missing_prompt_id() -> None:
+    rec = record([prompt("p0", "t0")], [result("t0", None, outcome="error", t=4.0)], fault_specs=REPLY_LOST,
+                 fault_log=[reply_lost_at(3.0)])
+    assert classes(rec) == {"t0": "wrong_outcome"}
 
 
 def test_reply_lost_but_reconciled_by_tag_is_ok() -> None:
@@ -210,7 +258,7 @@ def test_hang_and_crash() -> None:
     assert allowed.verdict == "pass"
     crashed = score(record(prompts, reports, adapter={"crashed": True, "exit_code": 1, "stderr_tail": "Traceback: X"}))
     assert crashed.verdict == "fail" and any("crash" in r and "Traceback: X" in r for r in crashed.reasons)
-    per_client = score(record(prompts, reports, adapter={"clients": [{"hung": False}, {"crashed": True}]}))
+    per_client = score(record(prompts, reports, adapter={"instances": [{"hung": False}, {"crashed": True}]}))
     assert per_client.metrics["crash"] is True
 
 
@@ -248,7 +296,11 @@ def test_scoring_is_pure_and_accepts_a_run_record() -> None:
     before = copy.deepcopy(rec)
     first = score(rec).to_dict()
     assert rec == before
-    assert score(RunRecord.from_dict(rec)).to_dict() == first
+    typed = RunRecord.from_json(rec)
+    assert score_record(typed).to_dict() == first
+    assert score_record(RunRecord.from_json(json.loads(json.dumps(typed.to_json())))).to_dict() == first
+    with pytest.raises(ValueError, match="unknown keys"):
+        RunRecord.from_json({**rec, "bogus": 1})
 
 
 def test_percentile_nearest_rank() -> None:
@@ -289,7 +341,310 @@ def test_repeated_fault_records_are_folded_in_reasons() -> None:
     )
 
 
+def conn(t: float, sid: str, event: str, conn_id: int) -> dict:
+    return {"t": T0 + t, "sid": sid, "event": event, "conn_id": conn_id}
+
+
 def test_reconnects_count_new_client_ids_too() -> None:
     prompts, reports = run_of_ok(1)
-    connections = [{"t": T0 + i * 0.1, "sid": f"sid-{i}", "event": "open", "conn_id": i} for i in range(3)]
-    assert score(record(prompts, reports, connections=connections)).metrics["reconnects"] == 2
+    # the socket drops while t0 is running; the client comes back with a new client id
+    connections = [conn(0.0, SID, "open", 0), conn(0.5, SID, "abort", 0), conn(0.6, "sid-new", "open", 1)]
+    assert score(record(prompts, reports, connections=connections)).metrics["reconnects"] == 1
+
+
+def test_one_websocket_per_task_is_not_reconnecting() -> None:
+    """Regression (issue 13 #4): a client that opens a socket (new client id) per task and
+    closes it once the task is reported was counted as reconnecting once per task."""
+    prompts, reports, connections = [], [], []
+    for i in range(4):
+        sid = f"sid-task-{i}"
+        at = i * 2.0
+        prompts.append(prompt(f"p{i}", f"t{i}", accepted=at + 0.1, started=at + 0.2, completed=at + 1.0, sid=sid))
+        reports.append(result(f"t{i}", f"p{i}", t=at + 1.2))
+        connections += [conn(at + 0.05, sid, "open", i), conn(at + 1.25, sid, "close", i)]
+    res = score(record(prompts, reports, connections=connections, t_end=9.0))
+    assert res.metrics["reconnects"] == 0 and res.verdict == "pass"
+    # the same client, its third socket dropped by the server while t2 runs, then reopened
+    dropped = [c for c in connections if not (c["conn_id"] == 2 and c["event"] == "close")]
+    dropped += [conn(4.5, "sid-task-2", "abort", 2), conn(4.7, "sid-task-2", "open", 9), conn(5.3, "sid-task-2",
+                                                                                              "close", 9)]
+    assert score(record(prompts, reports, connections=dropped, t_end=9.0)).metrics["reconnects"] == 1
+
+
+# --- issue 13: false failures, slow-burn bars, attribution, coverage, the client's words ---
+
+
+def with_control(rec: dict, control: dict):
+    """Score `rec` with `control` (a record of the same workload without faults) as its control run."""
+    typed = RunRecord.from_json(rec)
+    typed.control = summarise_control(score(control))
+    return score_record(typed)
+
+
+def test_null_outputs_are_not_compared_and_the_report_says_so() -> None:
+    """Regression (issue 13 #1): `outputs: null` made every success wrong_outputs."""
+    res = score(null_outputs_client(3))
+    assert res.verdict == "pass" and [t.cls for t in res.tasks] == ["ok"] * 3
+    assert res.metrics["wrong_outputs"] == 0 and res.metrics["outputs_not_compared"] == 3
+    assert res.capabilities_missing == ["outputs"]
+    assert all(not t.outputs_compared for t in res.tasks)
+
+
+def test_empty_outputs_are_still_compared() -> None:
+    rec = null_outputs_client(1)
+    rec["reports"][-1]["outputs"] = {}
+    assert score(rec).metrics["wrong_outputs"] == 1
+
+
+def test_a_client_without_submitted_lines_passes_a_clean_run() -> None:
+    res = score(no_submitted_client(3))
+    assert res.verdict == "pass" and res.metrics["indeterminate"] == 0
+    assert res.capabilities_missing == ["prompt_ids"]
+
+
+def test_contradictory_callback_after_judgement_is_judged() -> None:
+    """Regression (issue 13 #6): failed, then (after judgement) finished was dropped by the
+    runner and scored as a plain wrong_outcome; the late second callback now counts."""
+    res = score(late_reporter("error", "success"))
+    assert [t.cls for t in res.tasks] == ["contradictory"] and res.verdict == "fail"
+    assert res.tasks[0].reported_outcomes == ["error", "success"]
+    assert "after judgement" in res.tasks[0].why
+    dup = score(late_reporter("success", "success"))
+    assert [t.cls for t in dup.tasks] == ["duplicate_report"] and "1 after judgement" in dup.tasks[0].why
+    assert dup.metrics["latency_max"] == pytest.approx(2.0)  # the late one is not the answer
+
+
+def test_a_task_reported_only_after_judgement_is_lost() -> None:
+    rec = late_reporter("success", "success")
+    rec["reports"] = [r for r in rec["reports"] if r.get("late") or r["type"] == "submitted"]
+    res = score(rec)
+    assert [t.cls for t in res.tasks] == ["lost"] and "only after judgement" in res.tasks[0].why
+
+
+def test_request_storm_fails_relative_to_the_control() -> None:
+    """Issue 13 #7: 116 requests per task (about 1000/s after a drop) against 3 clean."""
+    control = storm_client(3, rate=1.0, faulted=False)
+    res = with_control(storm_client(116, rate=1000.0), control)
+    assert res.verdict == "fail" and res.attribution == "fault"
+    text = "\n".join(res.reasons)
+    assert "requests per task 116" in text and "request storm" in text
+    assert res.metrics["peak_requests_per_s"] == 115  # 115 polls within 0.12 s
+    calm = with_control(storm_client(4, rate=1.0), control)
+    assert calm.verdict == "pass", calm.reasons
+
+
+def test_request_storm_on_a_run_without_control_still_fails_on_requests_per_task() -> None:
+    res = score(storm_client(116, rate=1000.0))
+    assert res.verdict == "fail" and any(r.startswith("requests per task 116") for r in res.reasons)
+    assert res.attribution == "unattributed"
+
+
+def test_cpu_spin_fails() -> None:
+    """Issue 13 #8: a busy loop after a close was only a cpu_s figure."""
+    control = spinning_client(0.4, faulted=False)
+    res = with_control(spinning_client(3.8), control)
+    assert res.metrics["cpu_per_wall"] == pytest.approx(0.95)
+    assert res.verdict == "fail" and any("keeps a core busy" in r for r in res.reasons)
+    assert with_control(spinning_client(0.5), control).verdict == "pass"
+    assert score(spinning_client(3.8)).verdict == "fail"  # no control: the 0.9 floor
+
+
+def test_batching_until_the_queue_is_empty_fails_on_latency() -> None:
+    """Issue 13 #9: holding every result until the queue is empty (seconds late) passed."""
+    res = score(batching_client(4, hold_until=8.0))
+    assert res.verdict == "fail" and res.metrics["latency_max"] == pytest.approx(6.05)
+    assert any(r.startswith("latency p95 6.05 s > 6.00 s (the largest of the floor 6 s") for r in res.reasons)
+    assert res.attribution == "clean_run" and res.clean_run_bug
+    assert score(batching_client(4)).verdict == "pass"
+
+
+def late_after_frame_fault(kind: str, late_by: float) -> dict:
+    prompts, reports = [], []
+    for i in range(4):
+        p, r = ok_task(f"t{i}", f"p{i}", at=i * 0.5)
+        prompts.append(p)
+        reports += r
+    reports[-1]["t"] = prompts[-1]["completed_at"] + late_by
+    specs = [{"kind": kind, "when": {"on": "message", "type": "execution_success", "task": "t3"}}]
+    return record(prompts, reports, fault_specs=specs, fault_log=[fault(2.5, kind, task="t3")], time_scale=1.0,
+                  t_end=12.0)
+
+
+def test_a_report_seconds_late_after_a_bad_final_frame_fails() -> None:
+    control = late_after_frame_fault("bom", 0.2)
+    control["scenario"]["faults"], control["fault_log"], control["scheduled"], control["fired"] = [], [], [], []
+    res = with_control(late_after_frame_fault("bom", 7.0), control)
+    assert res.verdict == "fail" and res.attribution == "fault"
+    assert any(r.startswith("latency p95 7.00 s > 6.00 s") for r in res.reasons), res.reasons
+    # a fault that breaks the connection earns recovery time: 7 s is fine there
+    assert with_control(late_after_frame_fault("abort", 7.0), control).verdict == "pass"
+
+
+def test_reconnect_storm_fails() -> None:
+    prompts, reports = run_of_ok(2)
+    connections = [{"t": T0, "sid": SID, "event": "open", "conn_id": 0},
+                   {"t": T0 + 0.3, "sid": SID, "event": "abort", "conn_id": 0}]
+    for k in range(1, 20):  # the client reopens and drops its own socket again and again
+        connections += [{"t": T0 + 0.3 + k * 0.01, "sid": SID, "event": "open", "conn_id": k},
+                        {"t": T0 + 0.305 + k * 0.01, "sid": SID, "event": "close", "conn_id": k}]
+    specs = [{"kind": "abort", "when": {"at": 0.3}}]
+    res = score(record(prompts, reports, connections=connections, fault_specs=specs,
+                       fault_log=[fault(0.3, "abort", message=None)]))
+    assert res.metrics["reconnects"] == 19 and res.verdict == "fail"
+    assert any("reconnect storm" in r for r in res.reasons)
+
+
+# --- attribution ---------------------------------------------------------------------------
+
+
+def lost_run(lost: int, *, faulted: bool) -> dict:
+    prompts, reports = run_of_ok(4)
+    lost_ids = {f"t{i}" for i in range(lost)}
+    reports = [r for r in reports if r["type"] == "submitted" or r["task_id"] not in lost_ids]
+    specs = [{"kind": "drop", "when": {"at": 0.3}}] if faulted else []
+    return record(prompts, reports, fault_specs=specs, fault_log=[fault(0.3)] if faulted else [])
+
+
+def test_attribution_from_the_control_run() -> None:
+    clean_pass, clean_fail = lost_run(0, faulted=False), lost_run(1, faulted=False)
+    by_faults = with_control(lost_run(1, faulted=True), clean_pass)
+    assert (by_faults.verdict, by_faults.attribution, by_faults.clean_run_bug) == ("fail", "fault", False)
+    assert by_faults.failure_kinds() == {"fault"}
+    assert "fails only under the faults" in by_faults.attribution_detail
+    same = with_control(lost_run(1, faulted=True), clean_fail)
+    assert (same.attribution, same.clean_run_bug) == ("clean_run", True)
+    assert same.failure_kinds() == {"clean_run"}
+    assert "faults changed nothing" in same.attribution_detail
+    worse = with_control(lost_run(3, faulted=True), clean_fail)
+    assert (worse.attribution, worse.clean_run_bug) == ("fault", True)
+    assert worse.failure_kinds() == {"fault", "clean_run"} and "lost: 3 > expect.lost 0" in worse.attribution_detail.split("the faults added:")[1]
+    passing = with_control(lost_run(0, faulted=True), clean_fail)
+    assert (passing.verdict, passing.attribution, passing.clean_run_bug) == ("pass", "pass", True)
+    assert passing.failure_kinds() == set()
+    alone = score(lost_run(1, faulted=True))
+    assert (alone.attribution, alone.failure_kinds()) == ("unattributed", {"fault"})
+    fault_free = score(lost_run(1, faulted=False))
+    assert (fault_free.attribution, fault_free.clean_run_bug) == ("clean_run", True)
+    assert by_faults.control is not None and by_faults.control["verdict"] == "pass"
+
+
+# --- fault coverage --------------------------------------------------------------------------
+
+
+def test_a_socket_fault_never_reaches_a_client_without_a_websocket() -> None:
+    """Issue 13 #13: connection/silent-window passed clients that never open a WebSocket."""
+    prompts, reports = run_of_ok(2)
+    for r in reports:
+        r["prompt_id"] = r["prompt_id"]
+    window = {"t": T0 + 0.2, "t_end": T0 + 1.5, "kind": "silent", "spec_index": 0, "target": {},
+              "detail": {"window_start": True}, "target_kind": "ws", "target_client_id": None}
+    specs = [{"kind": "silent", "when": {"at": 0.2}, "duration": 13}]
+    polling = score(record(prompts, reports, fault_specs=specs, fault_log=[window],
+                           http=http_log([0.1, 0.6, 1.1, 1.6])))
+    assert polling.verdict == "inconclusive" and polling.metrics["faults_reached"] == 0
+    assert any("never reached this client (it never opened a WebSocket)" in r for r in polling.reasons)
+    assert polling.faults[0].reached is False and polling.attribution == "inconclusive"
+    connected = score(record(prompts, reports, fault_specs=specs, fault_log=[window],
+                             connections=[{"t": T0, "sid": SID, "event": "open", "conn_id": 1}]))
+    assert connected.verdict == "pass" and connected.metrics["faults_reached"] == 1
+
+
+def test_a_frame_fault_for_another_client_id_counts_as_reached_by_target() -> None:
+    prompts, reports = run_of_ok(2)
+    log = [{"t": T0 + 0.5, "kind": "drop", "spec_index": 0, "target": {"client": SID, "message": "executed"},
+            "target_kind": "ws", "target_client_id": SID}]
+    res = score(record(prompts, reports, fault_specs=[{"kind": "drop", "when": {"at": 0.5}}], fault_log=log))
+    assert res.faults[0].reached and res.faults[0].target_client_id == SID and res.verdict == "pass"
+
+
+def test_fault_target_is_derived_for_logs_without_it() -> None:
+    from comfy_chaos.harness.record import AppliedFault
+
+    assert AppliedFault.from_json({"t": 1, "kind": "drop", "target": {"client": "s1"}}).target_kind == "ws"
+    assert AppliedFault.from_json({"t": 1, "kind": "drop", "target": {"client": "s1"}}).target_client_id == "s1"
+    assert AppliedFault.from_json({"t": 1, "kind": "http_error", "target": {"path": "/history"}}).target_kind == "http"
+    assert AppliedFault.from_json({"t": 1, "kind": "toxic", "target": {}}).target_kind == "toxic"
+    assert AppliedFault.from_json({"t": 1, "kind": "restart", "target": {}}).target_kind == "server"
+    given = AppliedFault.from_json({"t": 1, "kind": "x", "target_kind": "http", "target_client_id": "c9"})
+    assert (given.target_kind, given.target_client_id) == ("http", "c9")
+
+
+# --- the client's own words ------------------------------------------------------------------
+
+
+def test_the_clients_words_are_kept() -> None:
+    prompts, reports = run_of_ok(2)
+    reports[-1]["outcome"], reports[-1]["outputs"] = "error", None
+    reports[-1]["detail"] = "ended expired: websocket closed 1006"
+    reports.append({"t": T0 + 0.5, "client_index": 0, "type": "note", "detail": "reconnecting in 1 s"})
+    reports.append({"t": T0 + 0.01, "client_index": 0, "type": "ready", "client": "comfy-js", "version": "1.2",
+                    "caps": ["outputs"]})
+    rec = record(prompts, reports, adapter={"exit_code": 0, "stderr_tail": "x" * 5000 + "WARN end"})
+    rec["client_stats"] = {"polls": 7}
+    res = score(rec)
+    words = res.client_words
+    assert words["errors"] == [{"task_id": "t1", "outcome": "error", "detail": "ended expired: websocket closed 1006"}]
+    assert words["notes"] == [{"t": pytest.approx(0.5), "client_index": 0, "text": "reconnecting in 1 s"}]
+    assert words["ready"] == [{"client_index": 0, "client": "comfy-js", "version": "1.2", "caps": ["outputs"]}]
+    assert words["counters"] == {"polls": 7}
+    assert len(words["stderr_tail"]) == 4096 and words["stderr_tail"].endswith("WARN end")
+    assert any("the client said: 'ended expired: websocket closed 1006'" in r for r in res.reasons)
+
+
+def test_gate_can_fail_on_either_kind() -> None:
+    from comfy_chaos.harness.results import failing
+
+    clean_pass, clean_fail = lost_run(0, faulted=False), lost_run(1, faulted=False)
+    by_faults = with_control(lost_run(1, faulted=True), clean_pass)
+    clean = with_control(lost_run(1, faulted=True), clean_fail)
+    ok = with_control(lost_run(0, faulted=True), clean_pass)
+    results = [by_faults, clean, ok]
+    assert failing(results) == [by_faults, clean]
+    assert failing(results, ("fault",)) == [by_faults]
+    assert failing(results, ("clean_run",)) == [clean]
+    with pytest.raises(ValueError, match="failure kinds"):
+        failing(results, ("bogus",))
+
+
+def test_latency_floor_is_never_below_a_real_second() -> None:
+    """At time scale 0.1 a loaded machine's 0.8 s (real) delay is 8 scenario seconds: not a
+    failure; 1.5 s real (15 scenario seconds) is."""
+    starved = score(batching_client(1, hold_until=2.75, time_scale=0.1))  # 0.8 s real late
+    assert starved.metrics["latency_max"] == pytest.approx(8.0) and starved.verdict == "pass"
+    slow = score(batching_client(1, hold_until=3.45, time_scale=0.1))
+    assert slow.verdict == "fail" and any("> 10.00 s (the largest of the floor 10 s" in r for r in slow.reasons)
+
+
+def test_hang_before_the_deadline_says_when_the_client_was_stopped() -> None:
+    """Regression (issue 13 #6, second half): 'did not finish by the deadline' was printed
+    for adapters stopped right after an early judgement, long before the deadline."""
+    prompts, reports = run_of_ok(1)
+    rec = record(prompts, reports, adapter={"hung": True}, t_end=5.0)
+    rec["scenario"]["deadline"] = 120  # 12 s real at time scale 0.1
+    early = score(rec)
+    assert any(r.startswith("hang: the client did not stop after the run was judged at +5.000 s (before the "
+                            "deadline at +12.000 s)") for r in early.reasons)
+    rec["scenario"]["deadline"] = 50
+    assert "hang: the client did not finish by the deadline" in score(rec).reasons
+
+
+def test_the_engines_unmet_entries_make_the_fault_unreached() -> None:
+    """The fault engine writes `reached: false` for a client under test a fired fault never
+    met (no socket to silence); its window-start entry names no client."""
+    prompts, reports = run_of_ok(2)
+    window = {"t": T0 + 0.2, "t_end": T0 + 1.5, "kind": "silent", "spec_index": 0, "target": {}, "detail": {},
+              "target_kind": "ws", "target_client_id": None, "reached": True, "window": True}
+    unmet = {"t": T0 + 1.5, "kind": "silent", "spec_index": 0, "target": {}, "target_kind": "ws",
+             "target_client_id": SID, "reached": False, "detail": {"reason": "no WebSocket to silence"}}
+    specs = [{"kind": "silent", "when": {"at": 0.2}, "duration": 13}]
+    # the client had a socket open, yet the engine says it was not silenced: trust the engine
+    connections = [{"t": T0, "sid": "someone-else", "event": "open", "conn_id": 1}]
+    res = score(record(prompts, reports, fault_specs=specs, fault_log=[window, unmet], connections=connections))
+    assert res.verdict == "inconclusive" and res.metrics["faults_reached"] == 0
+    assert (res.metrics["faults_applied"], res.metrics["faults_unmet"]) == (1, 1)
+    assert any("silent never reached c0 (no WebSocket to silence)" in r for r in res.reasons), res.reasons
+    # the engine names the client on the window start too (the window opened for it)
+    named = {**window, "target_client_id": SID}
+    assert score(record(prompts, reports, fault_specs=specs, fault_log=[named, unmet])).verdict == "inconclusive"
+    typed = RunRecord.from_json(record(prompts, reports, fault_specs=specs, fault_log=[window, unmet]))
+    assert [f.reached for f in typed.fault_log] == [True, False] and typed.fault_log[0].window

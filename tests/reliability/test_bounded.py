@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from relhelp import snapshot
 
+from comfy_chaos.fake_comfy.testing.resources import snapshot
 from comfy_chaos.harness.runner import CANCEL_TIMEOUT_S, Harness
 from comfy_chaos.harness.scenario import load_scenario, parse_scenario
 from comfy_chaos.harness.suite import run_one
+
+pytestmark = pytest.mark.e2e  # whole scenario runs with misbehaving client processes
 
 ROOT = Path(__file__).resolve().parents[2]
 MISBEHAVE = Path(__file__).with_name("misbehave.py")

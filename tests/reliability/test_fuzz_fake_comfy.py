@@ -16,9 +16,12 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relhelp import PrivateLoop
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+
+from .relhelp import PrivateLoop
+
+pytestmark = pytest.mark.slow  # hundreds of hypothesis examples against a server
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from relhelp import snapshot
+import pytest
 
+from comfy_chaos.fake_comfy.testing.resources import snapshot
 from comfy_chaos.harness.runner import Harness
 from comfy_chaos.harness.scenario import load_scenario, parse_scenario
 from comfy_chaos.harness.suite import run_one
+
+pytestmark = pytest.mark.e2e  # a dozen whole scenario runs
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTED = ROOT / "tests" / "harness" / "adapter_scripts" / "scripted.py"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # signals to `comfy-chaos run` suites in child processes
+
 ESCAPER = Path(__file__).with_name("escaper.py")
 LONG = """
 seed: {seed}

@@ -7,8 +7,7 @@ import random
 import threading
 import urllib.request
 
-from relhelp import _listening
-
+from comfy_chaos.fake_comfy.testing.resources import listening as _listening
 from comfy_chaos.harness.toxiproxy.fixtures import LoopThread
 from comfy_chaos.harness.toxiproxy.server import ToxiproxyServer
 

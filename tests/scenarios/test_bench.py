@@ -64,6 +64,7 @@ grace: 10
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(300)
 def test_bench_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "fam").mkdir()

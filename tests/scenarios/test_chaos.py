@@ -63,10 +63,18 @@ def test_unknown_chaos_kind_is_named_with_its_line() -> None:
     assert "x.yaml: chaos.kinds" in message and "nope" in message and "(line 6)" in message
 
 
-def test_scorer_names_expanded_chaos_faults() -> None:
-    """An unfired chaos fault is named by kind and trigger in the reasons, not as '?'."""
-    from comfy_chaos.harness.scoring import _schedule
+@pytest.mark.parametrize("stored", [True, False])
+def test_scorer_names_expanded_chaos_faults(stored: bool) -> None:
+    """An unfired chaos fault is named by kind and trigger in the reasons, not as '?': from
+    the expanded schedule the runner stores, or (an older record) expanded from the seed."""
+    from comfy_chaos.harness.record import RunRecord, ScheduledFault
+    from comfy_chaos.harness.scoring import score
 
     scenario = parse_scenario(SCENARIO.format(seed=9, chaos="{faults: 3}"))
     expected = _dump(scenario.fault_schedule())
-    assert _schedule(scenario.to_dict()) == expected
+    record = RunRecord(scenario=scenario.to_dict(), client="x", seed=9, time_scale=0.1,
+                       scheduled=list(range(len(expected))),
+                       schedule=ScheduledFault.of(expected) if stored else [])
+    reasons = "\n".join(score(record).reasons)
+    for index, spec in enumerate(expected):
+        assert f"faults[{index}] ({spec['kind']}, when {spec['when']}) never fired" in reasons

@@ -80,6 +80,7 @@ def _seed_with_one_junk_fault() -> int:
     raise AssertionError("no seed with exactly one junk_prefix fault")
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(600)
 async def test_shrink_naive_on_chaos_scenario(tmp_path: Path) -> None:
     seed = _seed_with_one_junk_fault()

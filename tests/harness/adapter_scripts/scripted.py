@@ -5,6 +5,9 @@ crash    ready; exits with code 3 on the first task (message on stderr)
 hang     ready; starts a grandchild, never sends done, ignores stdin closing
 garbage  ready; then a line that is not JSON
 burn     like ok, but burns ~0.3 s of CPU first
+unscalable  like ok, but its ready line says "scalable": false
+fixed    like ok, but waits a fixed 1 s (real, whatever the time scale) before each result
+words    like ok, but says things: a note, t0 as an error with a detail, lines on stderr
 """
 import json
 import subprocess
@@ -25,7 +28,10 @@ if mode == "burn":
     t = time.process_time()
     while time.process_time() - t < 0.3:
         pass
-emit({"type": "ready", "client": f"scripted-{mode}", "version": "1", "caps": []})
+ready = {"type": "ready", "client": f"scripted-{mode}", "version": "1", "caps": []}
+if mode == "unscalable":
+    ready["scalable"] = False
+emit(ready)
 if mode == "garbage":
     sys.stdout.write("this is not json\n")
     sys.stdout.flush()
@@ -40,6 +46,15 @@ for line in sys.stdin:
             sys.exit(3)
         n = message["task_id"][1:]
         emit({"type": "submitted", "task_id": message["task_id"], "prompt_id": f"p{n}"})
+        if mode == "fixed":
+            time.sleep(1.0)  # the client's own fixed timer (a 1 s receive timeout, say)
+        if mode == "words" and n == "0":
+            sys.stderr.write("scripted adapter: websocket closed (1006), giving up on t0\n" * 3)
+            sys.stderr.flush()
+            emit({"type": "note", "text": "reconnect 1 of 5 failed: connection refused"})
+            emit({"type": "result", "task_id": "t0", "prompt_id": "p0", "outcome": "error", "outputs": None,
+                  "detail": "ended expired: no status for p0 within 5 s"})
+            continue
         emit({"type": "result", "task_id": message["task_id"], "prompt_id": f"p{n}", "outcome": "success",
               "outputs": {"9": {"images": []}}, "detail": None})
     elif message["type"] == "end":
