@@ -83,7 +83,7 @@ class Conn:
 
     def _transport(self) -> asyncio.Transport | None:
         request = self.ws._req  # noqa: SLF001 - aiohttp exposes no transport after prepare()
-        return request.transport if request is not None else None  # type: ignore[return-value]
+        return request.transport if request is not None else None
 
     def raise_buffer_limit(self) -> None:
         """After prepare(): let the transport buffer up to `buffer_limit` without pausing
@@ -159,7 +159,8 @@ def remove_scratch_roots() -> tuple[list[str], list[str]]:
     """Remove the scratch tree of every server of this process that was not stopped (a
     fatal error, a teardown cut short); returns (removed, could not remove). Also run at
     interpreter exit."""
-    removed, kept = [], []
+    removed: list[str] = []
+    kept: list[str] = []
     for root in sorted(_SCRATCH_ROOTS):
         shutil.rmtree(root, ignore_errors=True)
         (kept if os.path.exists(root) else removed).append(root)
@@ -287,9 +288,7 @@ class FakeComfy:
                 self._runner, host, port, limit=self.max_connections, header_timeout=self.header_timeout
             )
             await self._site.start()
-            server = self._site._server  # noqa: SLF001 - the bound port when port=0
-            assert server is not None and server.sockets
-            self.host, self.port = host, server.sockets[0].getsockname()[1]
+            self.host, self.port = host, self._site.port  # the bound port when port=0
             self._start_tasks()
             if self.faults is not None:
                 await self.faults.start()
