@@ -50,6 +50,9 @@ HTTP_FAULT_KEY = "chaos_fault"
 
 #: Bytes a WebSocket client may leave unread before the server drops it (see `Conn`).
 WS_SEND_BUFFER_LIMIT = 8 * 1024 * 1024
+#: Above this many unread bytes on a socket, a send yields to the event loop once (aiohttp's
+#: own pause point), so that readers on the same loop get to read; it never waits for them.
+WS_YIELD_ABOVE = 64 * 1024
 
 
 class SlowReader(ConnectionError):
@@ -90,6 +93,11 @@ class Conn:
         if transport is not None:
             transport.set_write_buffer_limits(high=self.buffer_limit)
 
+    async def _yield_if_backed_up(self) -> None:
+        transport = self._transport()
+        if transport is not None and transport.get_write_buffer_size() > WS_YIELD_ABOVE:
+            await asyncio.sleep(0)
+
     def _room_for(self, size: int) -> None:
         transport = self._transport()
         if transport is None or transport.is_closing():
@@ -107,16 +115,19 @@ class Conn:
         self._room_for(len(text))
         await self.ws.send_str(text)
         self.frames_sent += 1
+        await self._yield_if_backed_up()
 
     async def send_bytes(self, data: bytes) -> None:
         self._room_for(len(data))
         await self.ws.send_bytes(data)
         self.frames_sent += 1
+        await self._yield_if_backed_up()
 
     async def send_raw_text_frame(self, payload: bytes) -> None:
         self._room_for(len(payload))
         await self.ws.send_frame(payload, WSMsgType.TEXT)
         self.frames_sent += 1
+        await self._yield_if_backed_up()
 
     async def close(self, code: int = 1000) -> None:
         await self.ws.close(code=code)
