@@ -271,7 +271,7 @@ class _Child:
         self.cpu_s = usage.ru_utime + usage.ru_stime
         exited = self._exited
         if exited is not None:
-            loop.call_soon_threadsafe(lambda: exited.done() or exited.set_result(None))
+            loop.call_soon_threadsafe(_resolve, exited)
 
     async def _drain_stderr(self, reader: asyncio.StreamReader) -> None:
         while chunk := await reader.read(65536):
@@ -346,3 +346,9 @@ class _Child:
 def python_command(*args: str) -> list[str]:
     """argv running this interpreter, for adapters written in Python."""
     return [sys.executable, *args]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    """Set `future`'s result unless it is already done (called on the loop's thread)."""
+    if not future.done():
+        future.set_result(None)
