@@ -127,6 +127,15 @@ def problems(result: dict[str, Any]) -> list[str]:
     return found
 
 
+def judgement(result: dict[str, Any]) -> str:
+    """The scorer's problem counts, else (a slow-burn bar: latency, requests, CPU) its first judgement."""
+    found = problems(result)
+    if found:
+        return ", ".join(found[:2])
+    reasons = [r for r in result.get("reasons") or [] if not r.startswith(("Falsifying run", "seed:", "replay:"))]
+    return reasons[0].split(" (")[0].replace("|", "\\|")[:80] if reasons else "fail"
+
+
 def first_reason(result: dict[str, Any]) -> str:
     """The harness's most specific reason line: a task's story, else the first judgement."""
     reasons = [r for r in result.get("reasons") or [] if not r.startswith(("Falsifying run", "seed:", "replay:"))]
@@ -182,7 +191,7 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
 
     out = ["# The ComfyUI client ecosystem under chaos\n"]
     out.append(
-        f"Regenerate this page with **`{command}`** (about 40 minutes on 2 shared cores, most of it "
+        f"Regenerate this page with **`{command}`** (40–60 minutes on 2 shared cores, most of it "
         "the unscalable clients' runs at time scale 1.0; it installs nothing: install the clients first, "
         "see `docs/adapters-thirdparty.md`). It runs `comfy-chaos bench` into `reports/ecosystem/` and "
         "renders its `results.json`; `--from reports/ecosystem/results.json` only re-renders, `--all` "
@@ -256,7 +265,7 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
                 continue
             worst = next((r for r in runs if r.get("verdict") == "fail"), runs[0])
             verdict = worst.get("verdict")
-            row.append("pass" if verdict == "pass" else "inconcl." if verdict != "fail" else "FAIL: " + ", ".join(problems(worst)[:2]))
+            row.append("pass" if verdict == "pass" else "inconcl." if verdict != "fail" else "FAIL: " + judgement(worst))
         rows.append(row)
     out.append(table(["scenario", *(f"`{c}`" for c in clients)], rows))
 
@@ -285,7 +294,7 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
             if verdict == "harness":
                 harness_cells.append((scenario, client, first_reason(r), text))
             where = cell_cause(r)
-            rows.append([f"`{scenario}`", where, ", ".join(problems(r)), first_reason(r), f"**{verdict}**: {text}".rstrip(": ")])
+            rows.append([f"`{scenario}`", where, judgement(r), first_reason(r), f"**{verdict}**: {text}".rstrip(": ")])
         out.append(table(["scenario", "where", "scorer", "harness says", "inspection"], rows))
 
     out.append("\n## The bugs, for the libraries' maintainers\n")

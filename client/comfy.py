@@ -286,7 +286,11 @@ class ComfyClient:
 
     def _on_frame(self, payload: bytes | str, binary: bool) -> None:
         self.stats.frames_received += 1
-        result = sanitize_binary(payload) if binary else sanitize_text(payload, self.config.max_repair_chars)
+        if binary:
+            assert isinstance(payload, bytes)  # aiohttp hands BINARY frames over as bytes
+            result = sanitize_binary(payload)
+        else:
+            result = sanitize_text(payload, self.config.max_repair_chars)
         if result.dropped:
             self.stats.frames_dropped += result.dropped
             log.info("sanitize.dropped", count=result.dropped, reasons=list(result.reasons))

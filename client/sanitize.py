@@ -175,9 +175,10 @@ def _decode_one(text: str, pos: int, max_repair_chars: int) -> tuple[Any, int, s
         return obj, end, "json"
     except (ValueError, RecursionError):
         pass
-    end = _balanced_end(text, pos)
-    if end is None:
+    balanced = _balanced_end(text, pos)
+    if balanced is None:
         return None, len(text), "truncated"
+    end = balanced
     segment = text[pos:end]
     if len(segment) > max_repair_chars:
         return None, end, "unparseable"

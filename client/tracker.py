@@ -93,6 +93,7 @@ class TaskState:
     ws_success: bool = False
     ws_terminal: str | None = None  # "executing_null" | "execution_error" | "execution_interrupted"
     ws_null: bool = False  # the final `executing` with node null arrived
+    null_connect: int | None = None  # the connection (Tracker.connects) it arrived on
     ws_error: tuple[str, dict[str, Any]] | None = None
     ws_outputs: dict[str, Any] = field(default_factory=dict)
     history_due: float | None = None
@@ -143,6 +144,7 @@ class Tracker:
         self._reconnect_requested = False
         self._echo_due: float | None = None
         self._echo_strikes = 0  # consecutive connections that never greeted: wait longer each time
+        self.connects = 0  # WebSocket connections so far (a later one can follow a server restart)
 
     # ---- task lifecycle -------------------------------------------------------------
 
@@ -206,6 +208,7 @@ class Tracker:
     # ---- connection -----------------------------------------------------------------
 
     def on_connected(self, now: float) -> list[Action]:
+        self.connects += 1
         self.ws_connected = True
         self.connected_at = now
         self._reconnect_requested = False
@@ -351,7 +354,9 @@ class Tracker:
 
     def _on_terminal(self, task: TaskState, kind: str, data: dict[str, Any], now: float) -> list[Action]:
         task.ws_terminal = task.ws_terminal or kind
-        task.ws_null = task.ws_null or kind == "executing_null"
+        if kind == "executing_null" and not task.ws_null:
+            task.ws_null = True
+            task.null_connect = self.connects
         if self.running == task.prompt_id:
             self.running = None
         if task.phase is Phase.WAITING:
@@ -391,6 +396,11 @@ class Tracker:
         if task.phase is Phase.FINAL_CHECK:
             task.final_stage = "queue"
             return self._request_queue("final_check")
+        if entry is None and self._history_lost(task, reason, ok):
+            log.info("history.lost", prompt_id=prompt_id, detail="gone after a reconnect; reporting the socket's outcome")
+            outcome = Outcome("success", prompt_id, dict(task.ws_outputs), None,
+                              "from WebSocket frames; history lost (server restarted?)", "ws")
+            return self._finalize(task, outcome, now)
         if reason == "ws" and not self.cfg.empty_history_is_pending and task.ws_terminal:
             # seed: an empty history after the finish frame is taken as done, with what the socket saw
             outcome = Outcome("success", prompt_id, dict(task.ws_outputs), None, "history empty", "ws")
@@ -414,6 +424,21 @@ class Tracker:
             log.info("history.not_yet", prompt_id=prompt_id, ok=ok, retry_in=delay)
             self._schedule_history(task, now + delay)
         return actions
+
+    def _history_lost(self, task: TaskState, reason: str, ok: bool) -> bool:
+        """An empty history is "not yet" (lag), except for a success whose `executing` null
+        arrived before a reconnect: ComfyUI writes history before that frame (§8), so empty
+        now, with the task gone from the queue (a reconcile/probe/poll read it first), means
+        the server lost it, as a restart does; waiting for the deadline would gain nothing."""
+        return (
+            ok
+            and self.cfg.empty_history_is_pending
+            and task.ws_success
+            and task.ws_error is None
+            and task.null_connect is not None
+            and self.connects > task.null_connect
+            and reason in ("reconcile", "probe", "poll")
+        )
 
     def _found(self, task: TaskState, outcome: Outcome, reason: str, now: float) -> list[Action]:
         actions: list[Action] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Literal
 
 import aiohttp
 import structlog
@@ -47,7 +48,7 @@ class WsDriver:
         self._on_frame = on_frame
         self._has_pending = has_pending
         self._schedule = ReconnectSchedule(BackoffPolicy.from_config(config), config.rng_seed)
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: aiohttp.ClientWebSocketResponse[Literal[False]] | None = None
         self._stop = asyncio.Event()
         self._forced: str | None = None
         self._kick = asyncio.Event()
@@ -105,7 +106,7 @@ class WsDriver:
             kick.cancel()
         return self._stop.is_set()
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse | None:
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse[Literal[False]] | None:  # decode_text=False
         try:
             async with asyncio.timeout(self._cfg.ws_connect_timeout):
                 return await self._session.ws_connect(
@@ -120,7 +121,7 @@ class WsDriver:
             log.info("ws.connect.failed", error=f"{type(exc).__name__}: {exc}")
             return None
 
-    async def _read_until_kicked(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read_until_kicked(self, ws: aiohttp.ClientWebSocketResponse[Literal[False]]) -> None:
         """Read until the socket ends, a reconnect is forced or the driver stops.
 
         On a forced reconnect or stop the socket is closed *while the read is pending*:
@@ -145,7 +146,7 @@ class WsDriver:
                 task.cancel()
             await asyncio.gather(read, kick, stop, return_exceptions=True)
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse[Literal[False]]) -> None:
         while True:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
@@ -158,7 +159,7 @@ class WsDriver:
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return
 
-    async def _close(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _close(self, ws: aiohttp.ClientWebSocketResponse[Literal[False]]) -> None:
         """Close and wait for the handshake, bounded; on timeout aiohttp drops the transport."""
         try:
             async with asyncio.timeout(self._cfg.close_timeout + 0.5):

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from comfy_chaos.client import ClientConfig, ComfyClient, PromptRejected, ProgressEvent
+from comfy_chaos.client import ClientConfig, ComfyClient, ProgressEvent, PromptRejected
 
 
 def workflows() -> dict[str, dict[str, Any]]:

@@ -37,11 +37,13 @@ RESERVED_FDS = 64  # files, the log, the proxy's own sockets
 
 def default_limit() -> int:
     """4096, or what the file-descriptor limit leaves: asyncio accepts up to BACKLOG sockets
-    before the factory sees them, and up to BACKLOG evicted ones are still closing."""
+    at a time before the factory sees them, and evicted ones take a loop iteration or two to
+    close (three batches of headroom; on a loaded machine a flood can still hit the limit
+    for a moment, which asyncio logs once and answers by pausing accept for a second)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
-    return max(16, min(MAX_CONNECTIONS, soft - 2 * BACKLOG - RESERVED_FDS))
+    return max(16, min(MAX_CONNECTIONS, soft - 3 * BACKLOG - RESERVED_FDS))
 
 
 def _idle(handler: RequestHandler) -> bool:

@@ -13,9 +13,10 @@ import random
 import struct
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
 from comfy_chaos.fake_comfy.execution_order import execution_order
@@ -466,7 +467,7 @@ class ComfyCore:
         node = prompt[node_id]
         cls = self.classes[node["class_type"]]
         memo[node_id] = ("cycle", node_id)
-        parts = []
+        parts: list[tuple[Any, ...]] = []
         for name, value in sorted(node.get("inputs", {}).items()):
             if is_link(value):
                 if value[0] in prompt and prompt[value[0]].get("class_type") in self.classes:

@@ -1,8 +1,9 @@
 """Server events: what happened inside the fake, for fault triggers and the harness."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 EventKind = Literal[
     "prompt_accepted",

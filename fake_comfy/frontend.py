@@ -223,4 +223,4 @@ class FrontendRoutes:
         return web.json_response([])
 
 
-__all__ = ["FrontendRoutes", "bypass", "BYPASS_ATTR"]
+__all__ = ["BYPASS_ATTR", "FrontendRoutes", "bypass"]

@@ -115,7 +115,7 @@ class Ledger:
         self.connections: list[ConnRecord] | deque[ConnRecord] = [] if limit is None else deque(maxlen=limit)
         self.http: list[HttpRecord] | deque[HttpRecord] = [] if limit is None else deque(maxlen=limit)
 
-    def accept(self, prompt_id: str, task_id: str | None, client_id: str | None, number: float | int, t: float) -> PromptRecord:
+    def accept(self, prompt_id: str, task_id: str | None, client_id: str | None, number: float, t: float) -> PromptRecord:
         record = self.prompts.get(prompt_id)
         if record is None:
             record = PromptRecord(prompt_id, task_id, client_id, number, t)

@@ -8,8 +8,9 @@ its UI output and the files to write, or the failure it raises.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from comfy_chaos.fake_comfy.png import solid_png
 

@@ -14,7 +14,8 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -49,6 +50,9 @@ HTTP_FAULT_KEY = "chaos_fault"
 
 #: Bytes a WebSocket client may leave unread before the server drops it (see `Conn`).
 WS_SEND_BUFFER_LIMIT = 8 * 1024 * 1024
+#: Above this many unread bytes on a socket, a send yields to the event loop once (aiohttp's
+#: own pause point), so that readers on the same loop get to read; it never waits for them.
+WS_YIELD_ABOVE = 64 * 1024
 
 
 class SlowReader(ConnectionError):
@@ -80,7 +84,7 @@ class Conn:
 
     def _transport(self) -> asyncio.Transport | None:
         request = self.ws._req  # noqa: SLF001 - aiohttp exposes no transport after prepare()
-        return request.transport if request is not None else None  # type: ignore[return-value]
+        return request.transport if request is not None else None
 
     def raise_buffer_limit(self) -> None:
         """After prepare(): let the transport buffer up to `buffer_limit` without pausing
@@ -88,6 +92,11 @@ class Conn:
         transport = self._transport()
         if transport is not None:
             transport.set_write_buffer_limits(high=self.buffer_limit)
+
+    async def _yield_if_backed_up(self) -> None:
+        transport = self._transport()
+        if transport is not None and transport.get_write_buffer_size() > WS_YIELD_ABOVE:
+            await asyncio.sleep(0)
 
     def _room_for(self, size: int) -> None:
         transport = self._transport()
@@ -106,16 +115,19 @@ class Conn:
         self._room_for(len(text))
         await self.ws.send_str(text)
         self.frames_sent += 1
+        await self._yield_if_backed_up()
 
     async def send_bytes(self, data: bytes) -> None:
         self._room_for(len(data))
         await self.ws.send_bytes(data)
         self.frames_sent += 1
+        await self._yield_if_backed_up()
 
     async def send_raw_text_frame(self, payload: bytes) -> None:
         self._room_for(len(payload))
         await self.ws.send_frame(payload, WSMsgType.TEXT)
         self.frames_sent += 1
+        await self._yield_if_backed_up()
 
     async def close(self, code: int = 1000) -> None:
         await self.ws.close(code=code)
@@ -148,7 +160,8 @@ def remove_scratch_roots() -> tuple[list[str], list[str]]:
     """Remove the scratch tree of every server of this process that was not stopped (a
     fatal error, a teardown cut short); returns (removed, could not remove). Also run at
     interpreter exit."""
-    removed, kept = [], []
+    removed: list[str] = []
+    kept: list[str] = []
     for root in sorted(_SCRATCH_ROOTS):
         shutil.rmtree(root, ignore_errors=True)
         (kept if os.path.exists(root) else removed).append(root)
@@ -277,7 +290,7 @@ class FakeComfy:
             )
             await self._site.start()
             server = self._site._server  # noqa: SLF001 - the bound port when port=0
-            assert server is not None and server.sockets
+            assert isinstance(server, asyncio.Server) and server.sockets
             self.host, self.port = host, server.sockets[0].getsockname()[1]
             self._start_tasks()
             if self.faults is not None:
@@ -933,4 +946,4 @@ class FakeComfy:
         return response
 
 
-__all__ = ["FakeComfy", "FakeConfig", "Conn", "HTTP_FAULT_KEY"]
+__all__ = ["HTTP_FAULT_KEY", "Conn", "FakeComfy", "FakeConfig"]

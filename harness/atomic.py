@@ -29,7 +29,7 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_temporaries(folder: Path, name: str) -> list[Path]:
     """Remove `.<name>.<pid>.<hex>.tmp` files in `folder` whose writer is no longer running."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
     except OSError:

@@ -79,14 +79,19 @@ def allowance(marks: list[FaultMark], time_scale: float) -> tuple[float, int]:
 
 
 class _Bars:
-    """The slow-burn settings of one scenario: `expect:` values, else SLOW_DEFAULTS."""
+    """The slow-burn settings of one scenario: `expect:` values, else SLOW_DEFAULTS.
 
-    def __init__(self, expect: Mapping[str, Any]) -> None:
+    Without faults and without a control run there is nothing to compare with: a slow but
+    correct client (one that downloads every image before it reports, say) is not a
+    slow-burn bug, so only the bars the scenario sets itself apply (`defaults=False`)."""
+
+    def __init__(self, expect: Mapping[str, Any], *, defaults: bool = True) -> None:
         self.expect = expect
+        self.defaults = defaults
 
     def __call__(self, key: str) -> float | None:
         value = self.expect.get(key)
-        if value is None:
+        if value is None and self.defaults:
             value = SLOW_DEFAULTS[key]
         return None if value is None else float(value)
 
@@ -102,7 +107,7 @@ def slow_burn_failures(
     instances: int,
 ) -> list[Failure]:
     """Latency, requests, CPU and reconnects against the control run and absolute floors."""
-    bar = _Bars(expect)
+    bar = _Bars(expect, defaults=control is not None or bool(marks))
     c: Mapping[str, Any] = control.metrics if control is not None else {}
     extra, breaking = allowance(marks, time_scale)
     out = _latency(metrics, bar, c, control is not None, extra, time_scale)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, cast
 
-ReportType = Literal["ready", "submitted", "result", "note", "crash", "done", "stats"]
+ReportType = Literal["ready", "submitted", "result", "note", "crash", "done", "stats", "ui"]
 TargetKind = Literal["ws", "http", "toxic", "server"]
 
 _HTTP_KINDS = frozenset({"http_error", "http_slow", "http_truncate", "prompt_response_lost", "history_lag"})

@@ -16,6 +16,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -482,7 +483,8 @@ def _num(value: Any) -> str:
 
 
 def _bounds(field: Any, integer: bool) -> str:
-    lo = hi = None
+    lo: Any = None  # the bound's value, of whatever type the field's metadata holds
+    hi: Any = None
     lo_open = hi_open = False
     for meta in getattr(field, "metadata", []):
         if isinstance(meta, annotated_types.Ge):
@@ -527,7 +529,7 @@ _EXPECTED = {
 }
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Mapping[str, Any]) -> str:
     path, field = _walk(tuple(err["loc"]))
     kind = err["type"]
     got = _show(err.get("input"))

@@ -4,7 +4,8 @@ Pure pydantic v2, no aiohttp: the harness embeds `list[FaultSpec]` in its scenar
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 

@@ -28,7 +28,7 @@ from typing import Any
 from comfy_chaos.harness.adapters.base import AdapterSession, ClientAdapter, Task
 from comfy_chaos.harness.resources import adapters_root
 
-__all__ = ["AdapterSession", "ClientAdapter", "Task", "AdapterError", "load_adapter", "registered"]
+__all__ = ["AdapterError", "AdapterSession", "ClientAdapter", "Task", "load_adapter", "registered"]
 
 GROUP = "comfy_chaos.clients"
 

@@ -427,4 +427,4 @@ def load_browser_adapter(spec: str) -> BrowserClient | None:
     return None
 
 
-__all__ = ["BrowserClient", "FrontendAdapter", "WebPageAdapter", "load_browser_adapter", "BrowserUnavailable"]
+__all__ = ["BrowserClient", "BrowserUnavailable", "FrontendAdapter", "WebPageAdapter", "load_browser_adapter"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from comfy_chaos.harness import comfyui_version
 from comfy_chaos.harness.adapters import AdapterError, load_adapter
 from comfy_chaos.harness.batch import run_batch
 from comfy_chaos.harness.cli.exitcodes import (
@@ -71,8 +72,6 @@ def add_client_option(parser: argparse.ArgumentParser, default: Sequence[str]) -
 
 
 def add_scale_and_output_options(parser: argparse.ArgumentParser) -> None:
-    from comfy_chaos.harness import comfyui_version
-
     parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
     comfyui_version.add_option(parser)  # applied with comfyui_version.with_version
     parser.add_argument("--report-dir", default=None,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from comfy_chaos.harness.cli import common
 from comfy_chaos.harness.cli.outputs import add_gate_options, finish, fresh_logs
+from comfy_chaos.harness.comfyui_version import with_version
 
 PROG = "comfy-chaos run"
 
@@ -26,8 +27,6 @@ def run(args: argparse.Namespace) -> int:
     clients = common.chosen_clients(args, ["reference"])
     options = common.harness_options(args, clients)
     common.configure_logging(args.verbose)
-    from comfy_chaos.harness.comfyui_version import with_version
-
     jobs = [(with_version(entry.scenario, args.comfyui_version), client) for entry in selection.chosen for client in clients]
     print(f"comfy-chaos: {len(selection.chosen)} scenarios × {len(clients)} clients = {len(jobs)} runs, -j {args.jobs}"
           + (f" ({selection.skipped_slow} slow scenarios skipped; --run-slow to include)" if selection.skipped_slow else ""),

@@ -13,6 +13,7 @@ import struct
 from decimal import Decimal
 from typing import Any
 
+
 class _NotJSON(ValueError):
     """`NaN`, `Infinity` or `-Infinity`: Python's decoder accepts them, JSON (and Go) do not."""
 

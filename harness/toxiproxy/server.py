@@ -310,4 +310,4 @@ class ToxiproxyServer:
         return no_content()
 
 
-__all__ = ["ToxiproxyServer", "VERSION"]
+__all__ = ["VERSION", "ToxiproxyServer"]

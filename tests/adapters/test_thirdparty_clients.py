@@ -16,7 +16,7 @@ from comfy_chaos.fake_comfy.ledger import tag_workflow
 from comfy_chaos.harness import workflows
 from comfy_chaos.harness.adapters.base import AdapterSession, Task
 
-from .test_subprocess_adapters import (  # noqa: F401 - server, slow_server are fixtures
+from .test_subprocess_adapters import (
     BASIC_AND_ERROR,
     RUN_TIMEOUT_S,
     SEED,
@@ -27,8 +27,6 @@ from .test_subprocess_adapters import (  # noqa: F401 - server, slow_server are 
     require_adapter,
     results_by_task,
     run_adapter,
-    server,
-    slow_server,
 )
 
 

@@ -40,6 +40,7 @@ workload: {tasks: 3, workflow: basic, submit: {pattern: burst}}
 faults: []
 deadline: 40
 grace: 5
+expect: {latency_floor: 60, http_per_task: 200}  # correctness here, not speed on a loaded machine
 """
 
 # The last task's final `executing` (node null) is lost: nothing after it moves the page on.
@@ -55,6 +56,7 @@ faults:
     target: {type: "executing:null", task: t1}
 deadline: 40
 grace: 8
+expect: {latency_floor: 60, http_per_task: 200}
 """
 
 

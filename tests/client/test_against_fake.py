@@ -5,11 +5,12 @@ import asyncio
 import socket
 
 import pytest
-from .client_helpers import RUNTIME_ERROR, basic, ledger_images
 from structlog.testing import capture_logs
 
 from comfy_chaos.client import ClientConfig, ComfyClient, ComfyUnavailable, PromptRejected
 from comfy_chaos.fake_comfy.ledger import tag_workflow
+
+from .client_helpers import RUNTIME_ERROR, basic, ledger_images
 
 # time scale 0.1 as in the scenario suite; HTTP timeout and ping interval relaxed so a
 # loaded CI machine cannot fake a fault in the fault-free tests

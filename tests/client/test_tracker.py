@@ -398,3 +398,32 @@ def test_final_check_can_use_a_queue_answer_already_in_flight():
     assert FetchHistory(P1, "probe") in acts
     (rep,) = only(acts, Report)
     assert rep.prompt_id == P2 and rep.outcome.status == "unknown" and "not in /queue" in rep.outcome.detail
+
+
+def _finished_over_the_socket(tr: Tracker) -> None:
+    tr.on_message(m("execution_start", prompt_id=P1), 1.0)
+    tr.on_message(m("executed", node="3", output=OUT["3"], prompt_id=P1), 1.2)
+    tr.on_message(m("execution_success", prompt_id=P1), 1.3)
+    assert tr.on_message(m("executing", node=None, prompt_id=P1), 1.31) == [FetchHistory(P1, "ws")]
+
+
+def test_history_lost_in_a_restart_is_reported_from_the_socket_at_once():
+    """`executing` null follows the history write (§8), so an empty history for that task
+    after a reconnect, with the task no longer queued, means the server lost it (a restart):
+    report what the socket said now instead of waiting for the deadline's final check."""
+    tr = start()
+    _finished_over_the_socket(tr)
+    tr.on_disconnected(1.35)  # the server restarts before the history answer
+    assert not only(tr.on_history(P1, None, False, 1.4), Report)
+    assert tr.on_connected(2.0) == [FetchQueue("reconcile")]
+    assert tr.on_queue({"queue_running": [], "queue_pending": []}, True, 2.1) == [FetchHistory(P1, "reconcile")]
+    reports = only(tr.on_history(P1, {}, True, 2.2), Report)
+    assert len(reports) == 1 and reports[0].outcome.status == "success"
+    assert reports[0].outcome.outputs == OUT and reports[0].outcome.source == "ws"
+
+
+def test_empty_history_without_a_reconnect_is_still_only_not_yet():
+    tr = start()
+    _finished_over_the_socket(tr)
+    assert not only(tr.on_history(P1, {}, True, 1.4), Report)  # history lag: retried, not settled
+    assert tr.tasks[P1].history_due is not None

@@ -8,6 +8,7 @@ import pytest
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 
+
 @pytest.fixture
 async def server() -> AsyncIterator[FakeComfy]:
     fake = FakeComfy(FakeConfig(time_scale=0.0, seed=7))

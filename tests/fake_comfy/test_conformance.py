@@ -21,9 +21,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from .tracereplay import TRACE_SETS, HttpExchange, Replayer, collapse_runs, load
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
+
+from .tracereplay import TRACE_SETS, HttpExchange, Replayer, collapse_runs, load
 
 #: Deliberate differences, by (file, method, path prefix): what the fake answers instead,
 #: as (status, content_type) — reasons in docs/fake_comfy.md.

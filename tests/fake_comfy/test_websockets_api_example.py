@@ -15,6 +15,7 @@ import uuid
 
 import aiohttp
 import websocket
+
 from comfy_chaos.fake_comfy.testing import W_BASIC, receive_json_until
 
 

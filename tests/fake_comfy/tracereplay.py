@@ -447,7 +447,12 @@ class Replayer:
             if event.get("text_truncated"):
                 text = '{"type":"x","data":"' + "a" * (event["len"] - 22) + '"}'
             conn.sent += 1
-            await conn.ws.send_str(text)
+            try:
+                await conn.ws.send_str(text)
+            except ConnectionError:
+                # over 4 MiB: the server may close with 1009 before the last bytes are written;
+                # the close itself is compared with the recording
+                conn.sent -= 1
         elif kind == "ws-binary":
             conn.sent += 1
             await conn.ws.send_bytes(base64.b64decode(event.get("b64_prefix", "")))

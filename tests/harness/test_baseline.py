@@ -5,11 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
-from .scoring_records import ok_task, record
 
 from comfy_chaos.harness.baseline import Tolerance, check_baseline, compare, main, write_baseline
 from comfy_chaos.harness.results import ResultsFile, load_results, save_results
 from comfy_chaos.harness.scoring import score_json as score
+
+from .scoring_records import ok_task, record
 
 
 def run(*, lost: tuple[str, ...] = (), report_delay: float = 0.2, hung: bool = False, crashed: bool = False,

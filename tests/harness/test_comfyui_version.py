@@ -48,6 +48,7 @@ def test_override_keeps_the_source_and_the_option_names_the_choices() -> None:
         version_arg("1.0")
 
 
+@pytest.mark.e2e
 def test_run_records_the_version_and_replays_with_it(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "drop.yaml").write_text(DROP_T1)
@@ -63,12 +64,14 @@ def test_run_records_the_version_and_replays_with_it(tmp_path: Path) -> None:
     assert default.returncode == 1
 
 
+@pytest.mark.e2e
 def test_unknown_version_is_a_usage_error(tmp_path: Path) -> None:
     run = cli(tmp_path, "run", "--comfyui-version", "9.9")
     assert run.returncode == 3
     assert "unknown ComfyUI version '9.9'" in run.stderr and "Traceback" not in run.stderr
 
 
+@pytest.mark.e2e
 def test_pytest_plugin_option(tmp_path: Path) -> None:
     (tmp_path / "clean.yaml").write_text("seed: 3\nworkload: {tasks: 2, workflow: basic}\ndeadline: 60\ngrace: 5\n")
     args = [sys.executable, "-m", "pytest", "clean.yaml", "-p", "no:cacheprovider", "-n", "0", "-q",

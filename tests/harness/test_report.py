@@ -6,9 +6,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from comfy_chaos.harness.report import build_matrix, render_html, render_matrix, render_summary, write_html_report
 from comfy_chaos.harness.results import SCHEMA_VERSION, ResultsError, ResultsFile, load_results, save_results
 from comfy_chaos.harness.scoring import score_json as score
+
 from .scoring_records import SID, T0, fault, null_outputs_client, ok_task, prompt, record, result, submitted
 
 VOID = {"meta", "br", "img", "hr", "input", "link", "col", "area", "base", "wbr", "source"}

@@ -176,7 +176,7 @@ async def test_subprocess_isolated_adapter_runs_through_the_runner(harness: Harn
 
 
 async def test_worked_example_in_docs_is_a_working_adapter(harness: Harness, tmp_path: Path) -> None:
-    code = re.search(r"### Worked example.*?```python\n(.*?)```", DOCS.read_text(), re.S).group(1)
+    code = re.search(r"### Worked example.*?```python\n(.*?)```", DOCS.read_text(), re.DOTALL).group(1)
     script = tmp_path / "my_adapter.py"
     script.write_text(code)
     async with asyncio.timeout(120):

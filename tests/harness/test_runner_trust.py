@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from comfy_chaos.harness.runner import Harness
 from comfy_chaos.harness.scenario import Scenario, parse_scenario
 from comfy_chaos.harness.scoring import score
@@ -290,7 +291,7 @@ async def test_a_client_with_fixed_timers_is_warned_about(
 ) -> None:
     # 2 tasks, deadline 5 scenario s: 0.5 s real at time scale 0.1, shorter than the
     # client's fixed 1 s timer; at time scale 1.0 it has 5 s.
-    import comfy_chaos.harness.runner as runner
+    from comfy_chaos.harness import runner
 
     scales: list[float | None] = []
     original = runner.run_scenario
@@ -320,6 +321,7 @@ def captured_logging() -> Any:
     import logging
 
     import structlog
+
     from comfy_chaos.harness.eventlog import configure
 
     configure(logging.CRITICAL)

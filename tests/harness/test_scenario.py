@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from comfy_chaos.harness import workflows
-from comfy_chaos.harness.scenario import Scenario, ScenarioError, load_scenario, load_scenarios, parse_scenario, schema_text
+from comfy_chaos.harness.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    load_scenarios,
+    parse_scenario,
+    schema_text,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -69,6 +69,7 @@ def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
+@pytest.mark.e2e
 def test_the_cli_refuses_an_alias_bomb_and_an_absurd_time_scale_with_exit_3(tmp_path: Path) -> None:
     (tmp_path / "bomb.yaml").write_text(LOL)
     (tmp_path / "ok.yaml").write_text("workload: {tasks: 1}\n")

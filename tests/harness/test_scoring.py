@@ -5,10 +5,12 @@ import copy
 import json
 
 import pytest
+
 from comfy_chaos.harness.record import RunRecord
 from comfy_chaos.harness.scoring import output_set, percentile, summarise_control
 from comfy_chaos.harness.scoring import score as score_record
 from comfy_chaos.harness.scoring import score_json as score
+
 from .scoring_records import (
     SID,
     T0,
@@ -451,11 +453,26 @@ def test_cpu_spin_fails() -> None:
 
 def test_batching_until_the_queue_is_empty_fails_on_latency() -> None:
     """Issue 13 #9: holding every result until the queue is empty (seconds late) passed."""
-    res = score(batching_client(4, hold_until=8.0))
+    res = score(with_expect(batching_client(4, hold_until=8.0), latency_floor=6.0))
     assert res.verdict == "fail" and res.metrics["latency_max"] == pytest.approx(6.05)
     assert any(r.startswith("latency p95 6.05 s > 6.00 s (the largest of the floor 6 s") for r in res.reasons)
     assert res.attribution == "clean_run" and res.clean_run_bug
-    assert score(batching_client(4)).verdict == "pass"
+    assert score(with_expect(batching_client(4), latency_floor=6.0)).verdict == "pass"
+
+
+def test_a_slow_but_correct_client_passes_a_fault_free_run_without_latency_bars() -> None:
+    """Regression (found on npm comfy-ui-client, which downloads every image before it
+    reports): with no faults and no control run there is nothing to compare with, so the
+    default latency floor (10 scenario s = 1 real s at time scale 0.1) must not fail it;
+    only a bar the scenario sets itself applies."""
+    slow = batching_client(1, hold_until=3.5, time_scale=0.1)  # 1.5 s real after completion
+    assert score(slow).verdict == "pass"
+    assert score(with_expect(slow, latency_floor=6.0)).verdict == "fail"
+
+
+def with_expect(rec: dict, **bars: float) -> dict:
+    rec["scenario"].setdefault("expect", {}).update(bars)
+    return rec
 
 
 def late_after_frame_fault(kind: str, late_by: float) -> dict:
@@ -609,9 +626,9 @@ def test_gate_can_fail_on_either_kind() -> None:
 def test_latency_floor_is_never_below_a_real_second() -> None:
     """At time scale 0.1 a loaded machine's 0.8 s (real) delay is 8 scenario seconds: not a
     failure; 1.5 s real (15 scenario seconds) is."""
-    starved = score(batching_client(1, hold_until=2.75, time_scale=0.1))  # 0.8 s real late
+    starved = score(with_expect(batching_client(1, hold_until=2.75, time_scale=0.1), latency_floor=6.0))
     assert starved.metrics["latency_max"] == pytest.approx(8.0) and starved.verdict == "pass"
-    slow = score(batching_client(1, hold_until=3.45, time_scale=0.1))
+    slow = score(with_expect(batching_client(1, hold_until=3.45, time_scale=0.1), latency_floor=6.0))
     assert slow.verdict == "fail" and any("> 10.00 s (the largest of the floor 10 s" in r for r in slow.reasons)
 
 

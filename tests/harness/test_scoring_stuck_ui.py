@@ -2,11 +2,11 @@
 screenshots they leave as evidence."""
 from __future__ import annotations
 
-from .scoring_records import T0, ok_task, prompt, record, submitted
-
 from comfy_chaos.harness.report.html import render_html
 from comfy_chaos.harness.results import ResultsFile, ScenarioResult
 from comfy_chaos.harness.scoring import score_json as score
+
+from .scoring_records import T0, ok_task, prompt, record, submitted
 
 
 def ui(t: float, running: list[str], detail: str = "") -> dict:

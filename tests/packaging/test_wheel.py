@@ -81,11 +81,17 @@ def test_the_installed_wheel_works_from_anywhere(tmp_path: Path) -> None:
             assert (folder / "package.json").is_file() and (folder / "package-lock.json").is_file(), name
 
     # the default suite, from another directory
-    out = _ok(_run([str(bin_ / "comfy-chaos"), "run", "-j", "2"], elsewhere, env))
+    done = _run([str(bin_ / "comfy-chaos"), "run", "-j", "2"], elsewhere, env)
     suite = _default_suite()
-    assert f"{len(suite)} passed, 0 failed, 0 inconclusive" in out, out[-3000:]
     results = json.loads((elsewhere / "comfy-chaos-report" / "results.json").read_text())
     assert sorted(r["scenario"] for r in results["results"]) == sorted(suite)
+    # Every run passes; on a starved machine (CI neighbours, other tests) a run may instead be
+    # inconclusive because the harness measured that the machine was too slow — never a FAIL.
+    starved = [r for r in results["results"] if r["verdict"] == "inconclusive"
+               and any("the machine was too slow" in reason for reason in r["reasons"])]
+    passed = [r for r in results["results"] if r["verdict"] == "pass"]
+    assert len(passed) + len(starved) == len(suite), done.stdout[-3000:]
+    assert done.returncode == (2 if starved else 0), done.stdout[-3000:]
     assert results["run"]["toxiproxy"].startswith("bundled")
 
     # an own scenario folder instead of the built-in library

@@ -6,8 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from comfy_chaos.harness.runner import Harness
 from comfy_chaos.harness.scenario import parse_scenario
+
+pytestmark = pytest.mark.e2e  # a whole scenario run with a flooding client
 
 FLOODER = Path(__file__).with_name("flooder.py")
 SCENARIO = """

@@ -1,15 +1,15 @@
 """FaultEngine against an in-memory connection fed a recorded real-ComfyUI frame stream."""
 from __future__ import annotations
 
-from pathlib import Path
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
 from comfy_chaos.fake_comfy.events import ServerEvent
 from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
-from comfy_chaos.fake_comfy.testing import binary_frame, MemConn, MemServer, recorded_frames, wait_until
+from comfy_chaos.fake_comfy.testing import MemConn, MemServer, binary_frame, recorded_frames, wait_until
 
 TRACE = Path(__file__).resolve().parents[2] / "data" / "comfyui-traces" / "02-success.jsonl"
 FRAMES = recorded_frames(TRACE)  # 22 frames: status x3, execution_start ... execution_success, status, executing null

@@ -2,8 +2,8 @@
 with a hand-driven clock, no sockets, no event loop."""
 from __future__ import annotations
 
-from pathlib import Path
 import json
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings

@@ -6,6 +6,7 @@ import json
 
 import aiohttp
 import pytest
+
 from comfy_chaos.fake_comfy.testing import W_BASIC, connect, raw_http_get, run_prompt, serving, submit
 
 

@@ -6,7 +6,20 @@ import ast
 import json
 
 import pytest
-from comfy_chaos.fake_comfy.testing import BINARY, CLOSE, PING, PONG, TEXT, connect, Refused, run_prompt, serving, submit, text_types
+
+from comfy_chaos.fake_comfy.testing import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    Refused,
+    connect,
+    run_prompt,
+    serving,
+    submit,
+    text_types,
+)
 
 ON_SUCCESS = {"on": "message", "type": "execution_success"}
 

@@ -10,8 +10,9 @@ import pytest
 
 from comfy_chaos.harness.toxiproxy import ToxiproxyControl
 from comfy_chaos.harness.toxiproxy.backend import Backend
-from . import toxiproxy_helpers
 from comfy_chaos.harness.toxiproxy.network import ProxyNetwork
+
+from . import toxiproxy_helpers
 from .toxiproxy_helpers import Api
 
 FIXTURES = "comfy_chaos.harness.toxiproxy.fixtures"

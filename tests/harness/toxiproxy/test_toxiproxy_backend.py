@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import comfy_chaos.harness as harness
+from comfy_chaos import harness
 from comfy_chaos.harness.toxiproxy import ToxiproxyControl, ToxiproxyError, resolve_backend
 from comfy_chaos.harness.toxiproxy.backend import Backend, BackendError
 from comfy_chaos.harness.toxiproxy.network import ProxyNetwork
+
 from . import toxiproxy_helpers
 from .toxiproxy_helpers import Upstream, connect, round_trip, unique
 

@@ -4,6 +4,7 @@ Runs against a real Toxiproxy too (TOXIPROXY_URL)."""
 from __future__ import annotations
 
 import pytest
+
 from .toxiproxy_helpers import Api, unique
 
 
