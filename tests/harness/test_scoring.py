@@ -511,6 +511,33 @@ def test_reconnect_storm_fails() -> None:
     assert any("reconnect storm" in r for r in res.reasons)
 
 
+def test_many_client_instances_reconnecting_once_each_is_no_storm() -> None:
+    """Regression: fifty reference clients whose sockets all dropped once on a loaded machine
+    (about 50 reconnects around one abort fault) were failed as a reconnect storm; one
+    instance reconnecting again and again among them still fails."""
+    prompts, reports = run_of_ok(2)
+    sids = [SID] + [f"c{i}" for i in range(1, 50)]
+
+    def run(storm: int) -> dict:
+        connections = []
+        for n, sid in enumerate(sids):
+            connections += [{"t": T0, "sid": sid, "event": "open", "conn_id": 1000 * n},
+                            {"t": T0 + 0.3, "sid": sid, "event": "abort", "conn_id": 1000 * n},
+                            {"t": T0 + 0.305, "sid": sid, "event": "open", "conn_id": 1000 * n + 1}]
+        for k in range(2, storm + 2):  # SID, with work pending, drops its own socket again and again
+            connections += [{"t": T0 + 0.3 + k * 0.001, "sid": SID, "event": "close", "conn_id": k - 1},
+                            {"t": T0 + 0.3005 + k * 0.001, "sid": SID, "event": "open", "conn_id": k}]
+        rec = record(prompts, reports, connections=connections, fault_specs=[{"kind": "abort", "when": {"at": 0.3}}],
+                     fault_log=[fault(0.3, "abort", message=None, client=None)])  # a server-wide drop
+        rec["scenario"]["clients"] = len(sids)
+        return rec
+
+    once = score(run(0))
+    assert once.metrics["reconnects"] == 50 and once.verdict == "pass", once.reasons
+    storm = score(run(200))
+    assert storm.verdict == "fail" and any("reconnect storm" in r for r in storm.reasons), storm.reasons
+
+
 # --- attribution ---------------------------------------------------------------------------
 
 
