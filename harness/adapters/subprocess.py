@@ -344,6 +344,7 @@ class _Child:
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
+    """Set `future`'s result unless it is already done (called on the loop's thread)."""
     if not future.done():
         future.set_result(None)
 
@@ -352,8 +353,3 @@ def python_command(*args: str) -> list[str]:
     """argv running this interpreter, for adapters written in Python."""
     return [sys.executable, *args]
 
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    """Set `future`'s result unless it is already done (called on the loop's thread)."""
-    if not future.done():
-        future.set_result(None)
