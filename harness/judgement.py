@@ -114,12 +114,16 @@ def slow_burn_failures(
     per_task, http_floor = metrics["http_per_task"], bar("http_per_task")
     if per_task is not None and http_floor is not None and metrics["tasks"]:
         poll_rate = bar("poll_rate") or 0.0
-        polls = poll_rate * (wall_s / time_scale) / metrics["tasks"] * instances
+        # polling at poll_rate per client instance over the run, or per pending prompt while
+        # it was pending (a client that polls each of its prompts), whichever is more
+        pending = float(metrics.get("pending_task_s") or 0.0)
+        polls = poll_rate * max((wall_s / time_scale) * instances, pending) / metrics["tasks"]
         base = float(c.get("http_per_task") or 0.0)
         limit = max(http_floor, (bar("http_factor") or 1.0) * base) + polls
         if per_task > limit:
             out.append(Failure("http_per_task", f"requests per task {per_task:g} > {limit:.1f} (control {base:g}; "
-                               f"expect.http_per_task {http_floor:g}, plus polling at {poll_rate:g}/s over the run)"))
+                               f"expect.http_per_task {http_floor:g}, plus polling at {poll_rate:g}/s per client "
+                               "or per pending prompt)"))
     peak, peak_floor = metrics["peak_requests_per_s"], bar("peak_rps")
     if peak_floor is not None and c.get("peak_requests_per_s") is not None:
         base = float(c["peak_requests_per_s"])

@@ -615,6 +615,7 @@ class _Scoring:
             "latency_max": max(latencies, default=None),
             "http_requests": len(http_times),
             "http_per_task": round(len(http_times) / planned, 3) if planned else None,
+            "pending_task_s": round(self.pending_task_seconds(scores), 3),
             "peak_requests_per_s": round(peak_rate(http_times, self.time_scale) / self.instances, 3),
             "reconnects": self.reconnects(scores, marks),
             "bytes_per_task": round(total_bytes / planned, 1) if total_bytes is not None and planned else None,
@@ -776,6 +777,20 @@ class _Scoring:
             out.append(Failure("p95_latency",
                 f"latency p95 {metrics['latency_p95']:.2f} s > expect.p95_latency {float(p95_bar):g} s"))
         return out
+
+    def pending_task_seconds(self, scores: Mapping[str, TaskScore]) -> float:
+        """Scenario seconds the client's prompts spent accepted and not yet answered, summed
+        (a prompt never answered counts until the end of the run): what a client that polls
+        once per pending prompt may spend requests on."""
+        answered = {pid: min(s.reported_at) for s in scores.values() if s.reported_at for pid in s.prompt_ids}
+        end = self.t_end - self.t0
+        total = 0.0
+        for p in self.prompts:
+            if p.task_id is None or p.outcome == "cancelled":
+                continue
+            start = p.accepted_at - self.t0
+            total += max(0.0, min(answered.get(p.prompt_id, end), end) - start)
+        return total / self.time_scale
 
     def harness_doubts(self, failures: list[Failure]) -> list[str]:
         """Why the harness cannot vouch for this run: the runner's own reasons (a heal it

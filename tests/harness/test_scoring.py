@@ -441,6 +441,28 @@ def test_request_storm_on_a_run_without_control_still_fails_on_requests_per_task
     assert res.attribution == "unattributed"
 
 
+def test_polling_each_pending_prompt_once_a_second_is_no_storm() -> None:
+    """Regression (PyPI comfykit on server/restart-keeps-history): a client that polls each
+    of its prompts once a second kept polling three prompts the restart had lost for the
+    rest of the run — 1 request per second per pending prompt, not a storm — and was failed
+    on 'requests per task' because the allowance was 2/s per client over the run."""
+    prompts, reports = [], []
+    for i in range(5):
+        lost_on_restart = i >= 2
+        prompts.append(prompt(f"p{i}", f"t{i}", accepted=0.1, started=None if lost_on_restart else 0.2,
+                              completed=None if lost_on_restart else 1.0,
+                              outcome=None if lost_on_restart else "success"))
+        reports.append(submitted(f"t{i}", f"p{i}"))
+        if not lost_on_restart:
+            reports.append(result(f"t{i}", f"p{i}", t=1.1))
+    polls = http_log([k * 0.333 for k in range(600)])  # three prompts, once a second each, 200 s
+    rec = record(prompts, reports, http=polls, fault_specs=[{"kind": "restart", "when": {"at": 0.5}}],
+                 fault_log=[fault(0.5, "restart", message=None, client=None)], time_scale=1.0, t_end=200.0)
+    res = score(rec)
+    assert res.metrics["http_per_task"] == 120 and res.metrics["pending_task_s"] == pytest.approx(3 * 199.9 + 2 * 1.0)
+    assert not any(r.startswith("requests per task") for r in res.reasons), res.reasons
+
+
 def test_cpu_spin_fails() -> None:
     """Issue 13 #8: a busy loop after a close was only a cpu_s figure."""
     control = spinning_client(0.4, faulted=False)
