@@ -191,7 +191,7 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
 
     out = ["# The ComfyUI client ecosystem under chaos\n"]
     out.append(
-        f"Regenerate this page with **`{command}`** (40–60 minutes on 2 shared cores, most of it "
+        f"Regenerate this page with **`{command}`** (about 35 minutes on 2 cores (33 min measured for 133 runs), most of it "
         "the unscalable clients' runs at time scale 1.0; it installs nothing: install the clients first, "
         "see `docs/adapters-thirdparty.md`). It runs `comfy-chaos bench` into `reports/ecosystem/` and "
         "renders its `results.json`; `--from reports/ecosystem/results.json` only re-renders, `--all` "
