@@ -640,7 +640,11 @@ class FakeComfy:
         if self.faults is not None and not self.faults.on_ws_connect(conn):
             self.ledger.record_connection(now, sid, "refused", conn_id)
             return web.Response(status=503, text="503: Service Unavailable")
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client left during the handshake: nothing to serve
+            log.info("fake_comfy.ws.gone_before_handshake", sid=sid, conn_id=conn_id)
+            return ws
         conn.raise_buffer_limit()
         self._connects_per_sid[sid] = reconnect_index + 1
         self._connects_per_sid.move_to_end(sid)
