@@ -477,7 +477,7 @@ class FakeComfy:
     # ------------------------------------------------------------------ executor driver
     async def _executor(self) -> None:
         assert self._wake is not None
-        scale = self.config.time_scale
+        scale = self.config.scale
         while True:
             step = self.core.advance()
             for file in step.files:
@@ -497,7 +497,7 @@ class FakeComfy:
                 finally:
                     self.timer_waiting = False
             else:
-                await asyncio.sleep(step.delay * scale)
+                await asyncio.sleep(scale.real(step.delay))
 
     def _write(self, file: OutputFile) -> None:
         """Write one output file; never outside this server's file tree (the nodes refuse

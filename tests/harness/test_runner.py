@@ -195,13 +195,14 @@ def test_heal_waits_for_faults_and_an_idle_server_but_not_past_deadline_minus_gr
 
 
 def test_time_triggered_end_scales_and_ignores_event_triggers() -> None:
-    faults = scenario(CLEAN + """
+    timed = scenario(CLEAN + """
 faults:
   - {kind: silent, when: {at: 2}, duration: 3}
   - {kind: drop, when: {at: 1}}
   - {kind: silent, when: {on: task_start, task: t1}, duration: 50}
-""").faults
-    assert time_triggered_end(list(faults), 0.1) == pytest.approx(0.5)
+""")
+    assert time_triggered_end(timed.faults) == pytest.approx(5.0)  # scenario seconds
+    assert timed.scaled(0.1).faults_over_s == pytest.approx(0.5)  # real seconds at time scale 0.1
 
 
 async def test_heal_does_not_cut_a_toxic_window_that_fired_while_the_server_finished(harness: Harness) -> None:
