@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from comfy_chaos.fake_comfy.faults import draws
 from comfy_chaos.fake_comfy.faults.behaviours import (
     Behaviour,
     ConnectionAction,
@@ -215,13 +216,16 @@ class RestartParams(Params):
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """One fault kind: its name, category, params model, doc line and behaviour."""
+    """One fault kind: its name, category, params model, doc line and behaviour; how random
+    chaos draws one (`draw`, None: never drawn) and whether it is in chaos's default set."""
 
     name: str
     category: Category
     params: type[Params]
     doc: str
     behaviour: Behaviour
+    draw: draws.Draw | None = None
+    chaos_default: bool = True
 
     @property
     def transform(self) -> Transform | None:
@@ -366,9 +370,15 @@ def _drop(frame: OutFrame, params: NoParams, rng: random.Random) -> FrameResult:
 
 
 _ALL = [
-    Kind("bom", "frame", NoParams, "U+FEFF before the JSON text.", FrameTransform(_bom)),
-    Kind("junk_prefix", "frame", JunkPrefixParams, "Non-JSON characters before the `{`.",
-         FrameTransform(_junk_prefix)),
+    Kind("bom", "frame", NoParams, "U+FEFF before the JSON text.", FrameTransform(_bom), draw=draws.frame("bom")),
+    Kind(
+        "junk_prefix",
+        "frame",
+        JunkPrefixParams,
+        "Non-JSON characters before the `{`.",
+        FrameTransform(_junk_prefix),
+        draw=draws.frame("junk_prefix"),
+    ),
     Kind(
         "python_repr",
         "frame",
@@ -376,15 +386,31 @@ _ALL = [
         "The message rendered as a Python dict (single quotes, True/None): "
         "JSON.parse fails at line 1 column 2.",
         FrameTransform(_python_repr),
+        draw=draws.frame("python_repr"),
     ),
-    Kind("truncate", "frame", TruncateParams, "The text cut after `at` characters.", FrameTransform(_truncate)),
-    Kind("garble", "frame", GarbleParams, "`length` characters replaced by random ASCII.", FrameTransform(_garble)),
+    Kind(
+        "truncate",
+        "frame",
+        TruncateParams,
+        "The text cut after `at` characters.",
+        FrameTransform(_truncate),
+        draw=draws.frame("truncate"),
+    ),
+    Kind(
+        "garble",
+        "frame",
+        GarbleParams,
+        "`length` characters replaced by random ASCII.",
+        FrameTransform(_garble),
+        draw=draws.frame("garble"),
+    ),
     Kind(
         "invalid_utf8",
         "frame",
         InvalidUtf8Params,
         "A text frame whose payload is not UTF-8 (sent raw, bypassing the encoder).",
         FrameTransform(_invalid_utf8),
+        draw=draws.frame("invalid_utf8"),
     ),
     Kind(
         "concat",
@@ -393,29 +419,75 @@ _ALL = [
         "Two messages in one text frame: the targeted one is held and sent joined to the next "
         "text frame of the same connection.",
         Hold("concat"),
+        draw=draws.frame("concat"),
     ),
-    Kind("heartbeat", "frame", HeartbeatParams, "An extra text frame such as `ping`.",
-         Inject(_heartbeat, binary_ok=True, maker=heartbeat_frame)),
-    Kind("noise", "frame", NoiseParams, "An extra well-formed message of an unknown type.",
-         Inject(_noise, binary_ok=True, maker=noise_frame)),
+    Kind(
+        "heartbeat",
+        "frame",
+        HeartbeatParams,
+        "An extra text frame such as `ping`.",
+        Inject(_heartbeat, binary_ok=True, maker=heartbeat_frame),
+        draw=draws.frame("heartbeat",
+        lambda rng: {"text": rng.choice(["ping",
+        "pong",
+        "heartbeat"])}),
+    ),
+    Kind(
+        "noise",
+        "frame",
+        NoiseParams,
+        "An extra well-formed message of an unknown type.",
+        Inject(_noise, binary_ok=True, maker=noise_frame),
+        draw=draws.frame("noise"),
+    ),
     Kind(
         "noise_binary",
         "frame",
         NoiseBinaryParams,
         "An extra binary frame of an unknown event type.",
         Inject(_noise_binary, binary_ok=True, maker=noise_binary_frame),
+        draw=draws.frame("noise_binary",
+        lambda rng: {"size": rng.randint(0,
+        4096)}),
     ),
-    Kind("oversize", "frame", OversizeParams, "The message padded to a very large valid frame.",
-         FrameTransform(_oversize)),
-    Kind("drop", "message", NoParams, "The frame is not sent.", FrameTransform(_drop, binary_ok=True)),
-    Kind("duplicate", "message", DuplicateParams, "The frame is sent `times` times.",
-         FrameTransform(_duplicate, binary_ok=True)),
+    Kind(
+        "oversize",
+        "frame",
+        OversizeParams,
+        "The message padded to a very large valid frame.",
+        FrameTransform(_oversize),
+        draw=draws.frame("oversize",
+        lambda rng: {"size": rng.randint(4,
+        6) * 1024 * 1024}),
+        chaos_default=False,
+    ),
+    Kind(
+        "drop",
+        "message",
+        NoParams,
+        "The frame is not sent.",
+        FrameTransform(_drop, binary_ok=True),
+        draw=draws.frame("drop"),
+    ),
+    Kind(
+        "duplicate",
+        "message",
+        DuplicateParams,
+        "The frame is sent `times` times.",
+        FrameTransform(_duplicate, binary_ok=True),
+        draw=draws.frame("duplicate",
+        lambda rng: {"times": rng.randint(2,
+        4)}),
+    ),
     Kind(
         "reorder",
         "message",
         ReorderParams,
         "The frame is held and sent after the next `after` frames of the same connection.",
         Hold("reorder"),
+        draw=draws.frame("reorder",
+        lambda rng: {"after": rng.randint(1,
+        3)}),
     ),
     Kind(
         "delay",
@@ -424,6 +496,10 @@ _ALL = [
         "The frame is sent `seconds` late; later frames of the stream wait behind it "
         "(ComfyUI sends from one ordered queue).",
         Delay(),
+        draw=draws.frame("delay",
+        lambda rng: {"seconds": round(rng.uniform(0.2,
+        1.5),
+        1)}),
     ),
     Kind(
         "strip_prompt_id",
@@ -431,11 +507,25 @@ _ALL = [
         NoParams,
         "`data.prompt_id` removed from the message.",
         FrameTransform(_strip_prompt_id),
+        draw=draws.frame("strip_prompt_id"),
     ),
-    Kind("close", "connection", CloseParams, "The server closes the WebSocket with `code`.",
-         ConnectionAction("close")),
-    Kind("abort", "connection", AbortParams, "The server drops the TCP connection, no close frame.",
-         ConnectionAction("abort")),
+    Kind(
+        "close",
+        "connection",
+        CloseParams,
+        "The server closes the WebSocket with `code`.",
+        ConnectionAction("close"),
+        draw=draws.connection("close",
+        draws.close_code),
+    ),
+    Kind(
+        "abort",
+        "connection",
+        AbortParams,
+        "The server drops the TCP connection, no close frame.",
+        ConnectionAction("abort"),
+        draw=draws.connection("abort"),
+    ),
     Kind(
         "silent",
         "connection",
@@ -443,16 +533,41 @@ _ALL = [
         "Sockets stay open but nothing is sent (frames dropped and recorded) and client "
         "PINGs go unanswered.",
         SilentWindow(),
+        draw=draws.window("silent",
+        5,
+        40),
     ),
-    Kind("refuse", "connection", NoParams, "New WebSocket upgrades are refused (503).", RefuseWindow()),
-    Kind("http_error", "http", HttpErrorParams, "A 5xx reply instead of the handler's.", HttpFault(reply=True)),
-    Kind("http_slow", "http", HttpSlowParams, "The reply is `delay` seconds late.", HttpFault(delay=True)),
+    Kind(
+        "refuse",
+        "connection",
+        NoParams,
+        "New WebSocket upgrades are refused (503).",
+        RefuseWindow(),
+        draw=draws.window("refuse", 2, 10),
+    ),
+    Kind(
+        "http_error",
+        "http",
+        HttpErrorParams,
+        "A 5xx reply instead of the handler's.",
+        HttpFault(reply=True),
+        draw=draws.http_error,
+    ),
+    Kind(
+        "http_slow",
+        "http",
+        HttpSlowParams,
+        "The reply is `delay` seconds late.",
+        HttpFault(delay=True),
+        draw=draws.http_slow,
+    ),
     Kind(
         "http_truncate",
         "http",
         HttpTruncateParams,
         "Full Content-Length declared, `at` body bytes sent, then the connection is closed.",
         HttpFault(after="truncate"),
+        draw=draws.http_truncate,
     ),
     Kind(
         "history_lag",
@@ -460,6 +575,7 @@ _ALL = [
         HistoryLagParams,
         "A finished prompt appears in /history only `delay` seconds after completion.",
         HistoryLag(),
+        draw=draws.history_lag,
     ),
     Kind(
         "prompt_response_lost",
@@ -467,6 +583,7 @@ _ALL = [
         NoParams,
         "POST /prompt is accepted and queued, but the connection drops before the response.",
         HttpFault(after="abort", route=("POST", "/prompt")),
+        draw=draws.prompt_response_lost,
     ),
     Kind(
         "prompt_queued_5xx",
@@ -475,6 +592,8 @@ _ALL = [
         "POST /prompt queues the prompt (it runs), but the client gets a 5xx instead of its "
         "prompt_id: a client that resubmits runs the workflow twice.",
         HttpFault(after="error", route=("POST", "/prompt")),
+        draw=draws.prompt_queued_5xx,
+        chaos_default=False,
     ),
     Kind(
         "restart",
@@ -482,6 +601,8 @@ _ALL = [
         RestartParams,
         "Simulated process restart: sockets closed, queue lost, history lost unless kept.",
         RestartServer(),
+        draw=draws.restart,
+        chaos_default=False,
     ),
     Kind(
         "toxic",

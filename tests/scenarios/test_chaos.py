@@ -39,10 +39,13 @@ def test_every_kind_generates_valid_specs_anchored_to_planned_tasks(kind: str) -
 
 
 def test_every_fault_kind_of_the_registry_can_be_drawn() -> None:
-    """A kind added to the registry without a generator would never meet a client in chaos."""
+    """A kind added to the registry without a `draw` would never meet a client in chaos
+    (the `toxic` kind is drawn by toxic type instead)."""
     from comfy_chaos.fake_comfy.faults.kinds import KINDS
 
+    assert [name for name, kind in KINDS.items() if kind.draw is None] == ["toxic"]
     assert set(KINDS) - {"toxic"} <= set(GENERATORS)
+    assert {"restart", "oversize", "prompt_queued_5xx"}.isdisjoint(DEFAULT_KINDS)
 
 
 def test_default_kinds_leave_out_restart() -> None:
