@@ -43,6 +43,7 @@ async def bare(scenario) -> float:  # noqa: ANN001 - harness.scenario.Scenario
 
     scale = scenario.time_scale
     plan = scenario.plan()
+    times = scenario.scaled(scale)
     start = time.perf_counter()
     server = FakeComfy(FakeConfig(time_scale=scale, seed=scenario.seed))
     await server.start()
@@ -55,7 +56,7 @@ async def bare(scenario) -> float:  # noqa: ANN001 - harness.scenario.Scenario
             t0 = time.monotonic()
 
             async def one(task) -> str:  # noqa: ANN001 - PlannedTask
-                delay = task.due * scale - (time.monotonic() - t0)
+                delay = times.due_s[task.index] - (time.monotonic() - t0)
                 if delay > 0:
                     await asyncio.sleep(delay)  # the workload's own submit schedule
                 handle = await clients[task.client_index].submit(tag_workflow(task.workflow, task.task_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, Profile, get_profile
+from comfy_chaos.fake_comfy.timescale import TimeScale
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,11 @@ class FakeConfig:
         if self.history_size <= 0:
             raise ValueError(f"FakeConfig.history_size must be > 0, got {self.history_size!r}")
         object.__setattr__(self, "comfyui_version", get_profile(self.comfyui_version).name)
+
+    @property
+    def scale(self) -> TimeScale:
+        """`time_scale` as the one value that converts node and step durations to real seconds."""
+        return TimeScale(self.time_scale)
 
     @property
     def profile(self) -> Profile:

@@ -26,6 +26,7 @@ from comfy_chaos.fake_comfy.config import FakeConfig
 from comfy_chaos.fake_comfy.connlimit import HEADER_TIMEOUT_S, GuardedSite, default_limit
 from comfy_chaos.fake_comfy.core import ComfyCore
 from comfy_chaos.fake_comfy.events import EventBus, ServerEvent
+from comfy_chaos.fake_comfy.faults.http import FAULT_KEY as HTTP_FAULT_KEY  # the HTTP fault a reply carries
 from comfy_chaos.fake_comfy.frontend import FrontendRoutes
 from comfy_chaos.fake_comfy.ledger import Ledger
 from comfy_chaos.fake_comfy.nodes import NODE_CLASSES, OutputFile, current_info
@@ -44,9 +45,6 @@ MODEL_FOLDERS = [
     "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders",
 ]  # fmt: skip
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-#: Request key where the fault layer may name the HTTP fault it applied (copied into the ledger).
-HTTP_FAULT_KEY = "chaos_fault"
-
 
 #: Bytes a WebSocket client may leave unread before the server drops it (see `Conn`).
 WS_SEND_BUFFER_LIMIT = 8 * 1024 * 1024
@@ -479,7 +477,7 @@ class FakeComfy:
     # ------------------------------------------------------------------ executor driver
     async def _executor(self) -> None:
         assert self._wake is not None
-        scale = self.config.time_scale
+        scale = self.config.scale
         while True:
             step = self.core.advance()
             for file in step.files:
@@ -499,7 +497,7 @@ class FakeComfy:
                 finally:
                     self.timer_waiting = False
             else:
-                await asyncio.sleep(step.delay * scale)
+                await asyncio.sleep(scale.real(step.delay))
 
     def _write(self, file: OutputFile) -> None:
         """Write one output file; never outside this server's file tree (the nodes refuse

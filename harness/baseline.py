@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness.results import (
     ResultsError,
     ResultsFile,
@@ -157,7 +158,7 @@ def compare(current: ResultsFile, baseline: ResultsFile, tolerance: Tolerance = 
         elif base.verdict != cur.verdict:
             out.notes.append(f"{scenario} / {client}: verdict {base.verdict} → {cur.verdict}")
         if cur.p95 is not None and base.p95 is not None:
-            real = tolerance.latency_abs_real / min(cur.time_scale, base.time_scale)
+            real = TimeScale(min(cur.time_scale, base.time_scale)).scenario(tolerance.latency_abs_real)
             limit = max(base.p95 * (1 + tolerance.latency_ratio), base.p95 + tolerance.latency_abs, base.p95 + real)
             if cur.p95 > limit:
                 regress(

@@ -92,6 +92,15 @@ def _http_slow(rng: random.Random, task: str) -> dict[str, Any]:
     }
 
 
+def _http_truncate(rng: random.Random, task: str) -> dict[str, Any]:
+    return {
+        "kind": "http_truncate",
+        "when": {"on": "task_complete", "task": task},
+        "count": 1,
+        "params": {"route": "/history", "at": rng.choice([None, 0, 1, rng.randint(2, 64)])},
+    }
+
+
 def _history_lag(rng: random.Random, task: str) -> dict[str, Any]:
     return {
         "kind": "history_lag",
@@ -104,6 +113,16 @@ def _history_lag(rng: random.Random, task: str) -> dict[str, Any]:
 def _prompt_response_lost(rng: random.Random, task: str) -> dict[str, Any]:
     # Burst submissions all happen at the start: only a time trigger at 0 meets one.
     return {"kind": "prompt_response_lost", "when": {"at": 0}, "count": 1}
+
+
+def _prompt_queued_5xx(rng: random.Random, task: str) -> dict[str, Any]:
+    # As for prompt_response_lost: the burst's POSTs all happen at the start.
+    return {
+        "kind": "prompt_queued_5xx",
+        "when": {"at": 0},
+        "count": 1,
+        "params": {"status": rng.choice([500, 502, 503, 504]), "body": rng.choice(["comfy", "html", "empty"])},
+    }
 
 
 def _restart(rng: random.Random, task: str) -> dict[str, Any]:
@@ -145,8 +164,10 @@ GENERATORS: dict[str, Generator] = {
     "refuse": _refuse,
     "http_error": _http_error,
     "http_slow": _http_slow,
+    "http_truncate": _http_truncate,
     "history_lag": _history_lag,
     "prompt_response_lost": _prompt_response_lost,
+    "prompt_queued_5xx": _prompt_queued_5xx,
     "restart": _restart,
     "reset_peer": _toxic("reset_peer", lambda rng: {"timeout": 0}, 1, 4),
     "timeout": _toxic("timeout", lambda rng: {"timeout": 0}, 2, 8),
@@ -160,9 +181,11 @@ GENERATORS: dict[str, Generator] = {
 """Every chaos kind: the fault kinds of the fake server, `restart` (keeping history) and
 the Toxiproxy toxic types by name."""
 
-DEFAULT_KINDS = tuple(kind for kind in GENERATORS if kind not in ("restart", "oversize"))
+DEFAULT_KINDS = tuple(kind for kind in GENERATORS if kind not in ("restart", "oversize", "prompt_queued_5xx"))
 """The kinds used when a scenario names none: everything a correct client survives without
-losing work (a restart empties the queue; oversize is slow to push through a toxic)."""
+losing work (a restart empties the queue; oversize is slow to push through a toxic; after
+prompt_queued_5xx the client never learns the prompt_id of a prompt that runs, and one that
+resubmits runs the workflow twice — a choice the scenario author makes by naming the kind)."""
 
 
 class Chaos(BaseModel):

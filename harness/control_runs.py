@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness.scenario import Scenario
 
 #: Bumped when a change of the fake server or the harness makes older control runs stale
@@ -72,11 +73,11 @@ def unreported(record: Any) -> list[str]:
     return [task_id for task_id in record.task_ids if task_id not in reported]
 
 
-def fixed_timer_hints(http: Iterable[Any], time_scale: float, client: str) -> list[str]:
+def fixed_timer_hints(http: Iterable[Any], scale: TimeScale, client: str) -> list[str]:
     """Warnings for request series on a fault-free run whose regular interval is long in
     scenario time: at time scale 0.1 a poll every 0.5 s is a poll every 5 scenario seconds,
     which is what a timer that ignores the time scale looks like."""
-    if time_scale >= 1.0:
+    if scale.factor >= 1.0:
         return []
     series: dict[str, list[float]] = {}
     for request in http:  # the ledger's HTTP records (`record.HttpEvent`)
@@ -92,10 +93,10 @@ def fixed_timer_hints(http: Iterable[Any], time_scale: float, client: str) -> li
         regular = [g for g in gaps if abs(g - period) <= REGULAR * period]
         if len(regular) < MIN_INTERVALS or len(regular) < len(gaps) / 2:
             continue
-        if period / time_scale >= FIXED_TIMER_SCENARIO_S:
+        if scale.scenario(period) >= FIXED_TIMER_SCENARIO_S:
             hints.append(
                 f"fixed timers? {client} sends {route} every {period:.2f} s (real) on the fault-free control run "
-                f"at time scale {time_scale:g}, i.e. every {period / time_scale:.1f} scenario seconds; if that "
+                f"at time scale {scale.factor:g}, i.e. every {scale.scenario(period):.1f} scenario seconds; if that "
                 f"timer does not scale, declare the client unscalable (--unscalable {client}, or "
                 '"scalable": false in its ready line)'
             )

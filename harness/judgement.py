@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness.coverage import BREAKING_KINDS
 from comfy_chaos.harness.record import ControlSummary
 from comfy_chaos.harness.results import Attribution, FaultMark, TaskClass
@@ -68,12 +69,12 @@ def union_length(spans: Iterable[tuple[float, float]]) -> float:
     return total
 
 
-def allowance(marks: list[FaultMark], time_scale: float) -> tuple[float, int]:
+def allowance(marks: list[FaultMark], scale: TimeScale) -> tuple[float, int]:
     """(scenario seconds the faults may legitimately delay a report, connection-breaking
     faults that reached the client). Windows count for their length; any fault other than
     a frame or message fault adds RECOVERY_S once."""
     reached = [m for m in marks if m.reached]
-    windows = union_length((m.t, m.t_end) for m in reached if m.t_end is not None and m.t_end > m.t) / time_scale
+    windows = scale.scenario(union_length((m.t, m.t_end) for m in reached if m.t_end is not None and m.t_end > m.t))
     breaking = [m for m in reached if m.target_kind != "ws" or m.kind in BREAKING_KINDS]
     return windows + (RECOVERY_S if breaking else 0.0), len(breaking)
 
@@ -102,22 +103,23 @@ def slow_burn_failures(
     expect: Mapping[str, Any],
     control: ControlSummary | None,
     marks: list[FaultMark],
-    time_scale: float,
+    scale: TimeScale,
     wall_s: float,
     instances: int,
 ) -> list[Failure]:
-    """Latency, requests, CPU and reconnects against the control run and absolute floors."""
+    """Latency, requests, CPU and reconnects against the control run and absolute floors.
+    `wall_s` and the marks' times are real seconds; `scale` turns them into scenario seconds."""
     bar = _Bars(expect, defaults=control is not None or bool(marks))
     c: Mapping[str, Any] = control.metrics if control is not None else {}
-    extra, breaking = allowance(marks, time_scale)
-    out = _latency(metrics, bar, c, control is not None, extra, time_scale)
+    extra, breaking = allowance(marks, scale)
+    out = _latency(metrics, bar, c, control is not None, extra, scale)
     per_task, http_floor = metrics["http_per_task"], bar("http_per_task")
     if per_task is not None and http_floor is not None and metrics["tasks"]:
         poll_rate = bar("poll_rate") or 0.0
         # polling at poll_rate per client instance over the run, or per pending prompt while
         # it was pending (a client that polls each of its prompts), whichever is more
         pending = float(metrics.get("pending_task_s") or 0.0)
-        polls = poll_rate * max((wall_s / time_scale) * instances, pending) / metrics["tasks"]
+        polls = poll_rate * max(scale.scenario(wall_s) * instances, pending) / metrics["tasks"]
         base = float(c.get("http_per_task") or 0.0)
         limit = max(http_floor, (bar("http_factor") or 1.0) * base) + polls
         if per_task > limit:
@@ -158,12 +160,12 @@ def slow_burn_failures(
 
 
 def _latency(
-    metrics: Mapping[str, Any], bar: _Bars, c: Mapping[str, Any], has_control: bool, extra: float, time_scale: float
+    metrics: Mapping[str, Any], bar: _Bars, c: Mapping[str, Any], has_control: bool, extra: float, scale: TimeScale
 ) -> list[Failure]:
     floor = bar("latency_floor")
     if floor is None:
         return []
-    floor = max(floor, LOADED_MACHINE_S / time_scale)
+    floor = max(floor, scale.scenario(LOADED_MACHINE_S))
     factor = bar("latency_factor") or 1.0
     slack = (bar("latency_slack") or 0.0) + extra
     out = []

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import structlog
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness.adapters import load_adapter
 from comfy_chaos.harness.adapters.base import (
     AdapterSession,
@@ -50,7 +51,7 @@ from comfy_chaos.harness.record import (
     ScheduledFault,
 )
 from comfy_chaos.harness.scenario import Scenario
-from comfy_chaos.harness.schedule import plan_heal, time_triggered_end, toxic_name
+from comfy_chaos.harness.schedule import plan_heal, toxic_name
 from comfy_chaos.harness.starvation import LagSampler, StarvationMonitor
 from comfy_chaos.harness.toxiproxy.control import ToxiproxyError
 
@@ -62,7 +63,6 @@ STDERR_TAIL = 4096  # the documented stderr tail (docs/adapters.md)
 STEP_TIMEOUT_S = 10.0  # start/stop of one part (server, proxy, toxic call)
 DONE_MARGIN_S = 3.0  # after judgement: time an adapter gets to finish on its own
 CANCEL_TIMEOUT_S = 10.0  # after cancelling an adapter: time to unwind (kills its process)
-SETTLE_S = 2.0  # scenario seconds the judge keeps listening after every task was reported
 WAKE_S = 0.1  # the judge loop re-checks at least this often (ledger state is polled)
 # Loop iterations the judge lets pass between deciding and judging. A report already on
 # its way (a client's future resolved, a line in the adapter's pipe) needs a few hops to
@@ -211,7 +211,7 @@ class Harness:
         """A client that said nothing about its timers: does its fault-free run show fixed
         ones? Request intervals that look fixed, or tasks lost at this time scale that a
         run at 1.0 does not lose (then that second control run is made, once)."""
-        warnings = fixed_timer_hints(control.ledger.http, control.time_scale, client)
+        warnings = fixed_timer_hints(control.ledger.http, TimeScale(control.time_scale), client)
         lost = unreported(control)
         if not lost or control.time_scale >= 1.0:
             return warnings
@@ -343,17 +343,18 @@ class _Run:
         self.scenario = scenario if seed is None else scenario.model_copy(update={"seed": seed})
         if scalable is None:
             scalable = all(adapter.scalable for adapter in adapters)
-        self.time_scale = (time_scale or scenario.time_scale) if scalable else 1.0
         self.adapters = adapters
         self.clock = clock
         self.toxiproxy_url = toxiproxy_url
         self.plan = self.scenario.plan()
         self.specs = self.scenario.fault_schedule()
+        # The run's one time scale; from here on the runner thinks in real seconds only.
+        self.times = self.scenario.scaled((time_scale or scenario.time_scale) if scalable else 1.0)
         self.record = RunRecord(
             scenario=self.scenario.to_dict(),
             client=client,
             seed=self.seed,
-            time_scale=self.time_scale,
+            time_scale=self.times.scale.factor,
             backend=dict(backend_info),
             scheduled=list(range(len(self.specs))),
             schedule=ScheduledFault.of([spec.model_dump(mode="json", exclude_unset=True) for spec in self.specs]),
@@ -387,13 +388,13 @@ class _Run:
         self.rescale = False  # an adapter's ready line said it is not scalable
         self.ready: set[int] = set()  # client indexes that sent ready
         self.judged_at: float | None = None
-        self.starvation = StarvationMonitor(time_scale=self.time_scale)
+        self.starvation = StarvationMonitor(scale=self.times.scale)
         self.sampler = LagSampler(self.starvation, clock=clock)
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def execute(self) -> RunRecord:
-        self.log.info("runner.start", time_scale=self.time_scale, tasks=len(self.plan), faults=len(self.specs),
+        self.log.info("runner.start", time_scale=self.times.scale.factor, tasks=len(self.plan), faults=len(self.specs),
                       toxiproxy=self.record.backend)
         failure: BaseException | None = None
         try:
@@ -423,12 +424,12 @@ class _Run:
             from comfy_chaos.fake_comfy.faults import FaultEngine, FaultSchedule
 
             self.engine = FaultEngine(
-                FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.time_scale,
+                FaultSchedule.of(self.specs), seed=self.seed, clock=self.clock, time_scale=self.times.scale,
                 task_clients={p.task_id: str(p.client_index) for p in self.plan},
             )
             self.engine.external = self._external_toxic
             self.engine.external_heal = self._external_heal
-        config = FakeConfig(time_scale=self.time_scale, seed=self.seed, comfyui_version=self.scenario.profile_version)
+        config = FakeConfig(time_scale=self.times.scale.factor, seed=self.seed, comfyui_version=self.scenario.profile_version)
         warm_up = any(callable(getattr(adapter, "warm_up", None)) for adapter in self.adapters)
         engine = None if warm_up else self.engine  # after a warm-up, attached at t0
         self.server = FakeComfy(config, faults=engine)
@@ -469,10 +470,9 @@ class _Run:
         self.log.info("runner.warmed_up", seconds=round(self.t0 - warm_start, 3))
 
     async def _drive(self, base_url: str) -> None:
-        scale = self.time_scale
-        deadline = self.scenario.deadline * scale
-        grace = self.scenario.grace * scale
-        faults_over_at = time_triggered_end(self.specs, scale)
+        deadline = self.times.deadline_s
+        grace = self.times.grace_s
+        faults_over_at = self.times.faults_over_s
         self._make_sessions(base_url)
         for adapter, session in zip(self.adapters, self.sessions, strict=True):
             self.adapter_tasks.append(asyncio.create_task(self._run_adapter(adapter, session)))
@@ -487,7 +487,7 @@ class _Run:
                 # Keep listening a moment after the last first report: a duplicate or
                 # contradictory report that a second delivery path sends late must count.
                 if settle_until is None:
-                    settle_until = min(now + SETTLE_S * scale, deadline)
+                    settle_until = min(now + self.times.settle_s, deadline)
                 if now >= settle_until:
                     break
             if all(task.done() for task in self.adapter_tasks) and (self._server_idle() or now >= deadline):
@@ -576,7 +576,7 @@ class _Run:
         if self.cancelled or self.rescale:
             info.ended = "cancelled: the run was stopped" + (" to start again at time scale 1.0" if self.rescale else "")
             return
-        deadline = self.scenario.deadline * self.time_scale
+        deadline = self.times.deadline_s
         judged = (self.judged_at or self.record.t_end) - self.t0
         mine = [p.task_id for p in self.plan if p.client_index == session.client_index]
         missing = [task_id for task_id in mine if task_id not in self.reported]
@@ -648,8 +648,8 @@ class _Run:
             self.sessions.append(
                 AdapterSession(
                     base_url=base_url,
-                    time_scale=self.time_scale,
-                    deadline_s=self.scenario.deadline * self.time_scale,
+                    time_scale=self.times.scale.factor,
+                    deadline_s=self.times.deadline_s,
                     max_concurrency=max(1, len(self.plan)),
                     client_index=index,
                     sink=self._sink,
@@ -713,7 +713,7 @@ class _Run:
         from comfy_chaos.fake_comfy.ledger import tag_workflow
 
         for planned in sorted(self.plan, key=lambda p: (p.due, p.index)):
-            due = self.t0 + planned.due * self.time_scale
+            due = self.t0 + self.times.due_s[planned.index]
             if due > self.clock():
                 await asyncio.sleep(due - self.clock())  # a schedule, not synchronisation
                 self.starvation.feed_slip(due, self.clock())
@@ -759,9 +759,9 @@ class _Run:
         until = max(self.toxic_windows, default=self.t0) - self.t0
         until = max(until, (self.engine.open_until() or self.t0) - self.t0)  # inf: a client has yet to meet a fault
         for applied in self.engine.applied():
-            spec = self.specs[applied.spec_index]
-            if applied.t_end is None and spec.duration is not None:
-                until = max(until, applied.t + spec.duration * self.time_scale - self.t0)
+            duration_s = self.times.fault_durations_s[applied.spec_index]
+            if applied.t_end is None and duration_s is not None:
+                until = max(until, applied.t + duration_s - self.t0)
         return until
 
     def _spec_index(self, spec: Any) -> int | None:
@@ -775,8 +775,10 @@ class _Run:
 
         Its window counts from now, before the Toxiproxy call: the engine records the
         fault only when this returns, and the heal must not slip in between."""
-        self.toxic_windows.append(self.clock() + (spec.duration or 0.0) * self.time_scale)
-        await self._apply_toxic(self._spec_index(spec), spec)
+        index = self._spec_index(spec)
+        duration_s = self.times.fault_durations_s[index] if index is not None else None
+        self.toxic_windows.append(self.clock() + (duration_s or 0.0))
+        await self._apply_toxic(index, spec)
 
     async def _external_heal(self, spec: Any) -> None:
         """`engine.external_heal`: the toxic's duration is over."""

@@ -36,8 +36,10 @@ from pydantic import (
 
 from comfy_chaos.fake_comfy.faults.spec import FaultSpec
 from comfy_chaos.fake_comfy.profiles import DEFAULT_VERSION, VERSION_NAMES
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness import workflows
 from comfy_chaos.harness.chaos import Chaos, expand
+from comfy_chaos.harness.timing import RunTimes
 
 SCHEMA_ID = "https://comfy-chaos.invalid/scenario.schema.json"
 
@@ -264,14 +266,19 @@ class Scenario(_Model):
             return list(self.faults)
         return [*self.faults, *expand(self.chaos, seed=self.seed, tasks=self.workload.tasks)]
 
+    def due_times(self) -> list[float]:
+        """When each task is due, in scenario seconds after start (index = task index)."""
+        submit = self.workload.submit
+        interval = submit.interval if submit.pattern == "interval" and submit.interval else None
+        return [i * interval if interval else 0.0 for i in range(self.workload.tasks)]
+
     def plan(self) -> list[PlannedTask]:
         """The tasks of this scenario: ids, workflows (seed-varied), clients and due times."""
         rng = random.Random(f"mix:{self.seed}")
         mix = self.workload.mix
         planned = []
-        for i in range(self.workload.tasks):
+        for i, due in enumerate(self.due_times()):
             ref = rng.choices([m.workflow for m in mix], weights=[m.weight for m in mix])[0] if mix else self.workload.workflow
-            submit = self.workload.submit
             planned.append(
                 PlannedTask(
                     task_id=f"t{i}",
@@ -279,15 +286,22 @@ class Scenario(_Model):
                     client_index=i % self.clients,
                     workflow_name=ref if isinstance(ref, str) else "inline",
                     workflow=workflows.build(ref, seed=self.seed, index=i),
-                    due=i * submit.interval if submit.pattern == "interval" and submit.interval else 0.0,
+                    due=due,
                 )
             )
         return planned
 
+    def scaled(self, scale: TimeScale | float) -> RunTimes:
+        """This scenario's times in real seconds at `scale` (computed once when a run starts)."""
+        return RunTimes.of(
+            TimeScale.of(scale), deadline=self.deadline, grace=self.grace, due=self.due_times(),
+            specs=self.fault_schedule(),
+        )
+
 
 @dataclass(frozen=True)
 class PlannedTask:
-    """One task of a scenario; `due` is in scenario seconds (multiply by the time scale)."""
+    """One task of a scenario; `due` is in scenario seconds (`Scenario.scaled` gives it in real seconds)."""
 
     task_id: str
     index: int

@@ -6,6 +6,7 @@ Toxiproxy through the runner's `engine.external` / `engine.external_heal` callba
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -14,15 +15,16 @@ def toxic_name(spec_index: int, spec: Any) -> str:
     return spec.toxic.name or f"f{spec_index}-{spec.toxic.type}-{spec.toxic.stream}"
 
 
-def time_triggered_end(specs: list[Any], time_scale: float) -> float:
-    """Seconds after start when every time-triggered fault has ended (0 with none).
+def time_triggered_end(specs: Sequence[Any]) -> float:
+    """Scenario seconds after start when every time-triggered fault has ended (0 with none);
+    `Scenario.scaled` gives it in real seconds (`RunTimes.faults_over_s`).
 
     A time-triggered fault without a duration counts as ending when it fires.
     """
     end = 0.0
     for spec in specs:
         if spec.when.at is not None:
-            end = max(end, (spec.when.at + (spec.duration or 0.0)) * time_scale)
+            end = max(end, spec.when.at + (spec.duration or 0.0))
     return end
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness.coverage import connection_spans, count_reconnects, fault_reached
 from comfy_chaos.harness.judgement import Failure, attribute, slow_burn_failures
 from comfy_chaos.harness.record import (
@@ -65,8 +66,13 @@ PROBLEM_BARS = {
 
 MAX_TASK_REASONS = 20
 AROUND_S = 0.5
-"""Faults within this many real seconds (or 5 × time_scale if larger) of a task's life are
-"around" it in the reasons."""
+AROUND_SCENARIO_S = 5.0
+"""Faults within AROUND_S real seconds (or AROUND_SCENARIO_S scenario seconds if longer) of
+a task's life are "around" it in the reasons."""
+RECONNECT_SLACK_S = 0.05
+RECONNECT_SLACK_SCENARIO_S = 0.5
+"""How close (real seconds, or scenario seconds if longer) a reconnect must follow a fault
+to be the fault's."""
 
 def score(record: RunRecord) -> ScenarioResult:
     """Classify every task, compute metrics and the verdict of one run (no I/O, no clock)."""
@@ -214,7 +220,9 @@ class _Scoring:
         self.ledger = record.ledger
         self.t0 = record.t0
         self.t_end = record.t_end or record.t0
-        self.time_scale = record.time_scale or float(self.scenario.get("time_scale") or 1.0)
+        # The run's one time scale, read from the record: real seconds ↔ scenario seconds.
+        self.scale = TimeScale(record.time_scale or float(self.scenario.get("time_scale") or 1.0))
+        self.around = max(AROUND_S, self.scale.real(AROUND_SCENARIO_S))
         self.seed = record.seed
         self.client = record.client
         expect = self.scenario.get("expect")
@@ -317,7 +325,7 @@ class _Scoring:
         accepted = [self.rel0(p.accepted_at) for p in task.prompts]
         if not accepted:
             return False
-        window = max(AROUND_S, 5 * self.time_scale)
+        window = self.around
         for mark in marks:
             if mark.target_kind == "ws" or not mark.reached:
                 continue
@@ -386,7 +394,7 @@ class _Scoring:
                         missing, extra = sorted(want - got), sorted(got - want)
                         why.append(f"outputs differ: missing {missing[:3]}, unexpected {extra[:3]}")
             if matched.completed_at is not None:
-                latency = max(0.0, first.t - matched.completed_at) / self.time_scale
+                latency = self.scale.scenario(max(0.0, first.t - matched.completed_at))
         if len(set(all_outcomes)) > 1:
             problems.append(TaskClass.CONTRADICTORY)
             late = " (the last after judgement)" if task.late and len(set(outcomes)) <= 1 else ""
@@ -476,7 +484,7 @@ class _Scoring:
                 reached = False  # the engine says a client under test never met this fault
             else:
                 reached = fault_reached(fault, t=t, t_end=self.rel(fault.t_end), spans=spans,
-                                        http_times=http_times, slack=max(AROUND_S, 5 * self.time_scale))
+                                        http_times=http_times, slack=self.around)
             marks.append(
                 FaultMark(
                     t=t,
@@ -499,7 +507,7 @@ class _Scoring:
     def reconnects(self, scores: Mapping[str, TaskScore], marks: list[FaultMark]) -> int:
         answered = {pid: min(s.reported_at) for s in scores.values() if s.reported_at for pid in s.prompt_ids}
         return count_reconnects(self.ledger.connections, self.prompts, answered, marks, t0=self.t0,
-                                slack=max(0.05, 0.5 * self.time_scale))
+                                slack=max(RECONNECT_SLACK_S, self.scale.real(RECONNECT_SLACK_SCENARIO_S)))
 
     def bytes_total(self) -> int | None:
         sizes = [h.bytes for h in self.ledger.http if h.bytes is not None]
@@ -525,7 +533,7 @@ class _Scoring:
         return sorted(rows, key=lambda r: r["t"] if r["t"] is not None else 0.0)
 
     def near(self, score: TaskScore, marks: list[FaultMark]) -> list[FaultMark]:
-        window = max(AROUND_S, 5 * self.time_scale)
+        window = self.around
         start = score.submitted_at if score.submitted_at is not None else score.accepted_at
         stop = score.completed_at
         lo_t = start if start is not None else stop
@@ -616,7 +624,7 @@ class _Scoring:
             "http_requests": len(http_times),
             "http_per_task": round(len(http_times) / planned, 3) if planned else None,
             "pending_task_s": round(self.pending_task_seconds(scores), 3),
-            "peak_requests_per_s": round(peak_rate(http_times, self.time_scale) / self.instances, 3),
+            "peak_requests_per_s": round(peak_rate(http_times, self.scale.real(1.0)) / self.instances, 3),
             "reconnects": self.reconnects(scores, marks),
             "bytes_per_task": round(total_bytes / planned, 1) if total_bytes is not None and planned else None,
             "hang": adapter.hung or any(a.hung for a in adapter.instances),
@@ -651,7 +659,7 @@ class _Scoring:
         if verdict != "pass":
             header = "Falsifying run" if verdict == "fail" else "Inconclusive run"
             reasons.append(
-                f"{header}: scenario {name}, client {self.client}, seed {self.seed}, time scale {self.time_scale:g}"
+                f"{header}: scenario {name}, client {self.client}, seed {self.seed}, time scale {self.scale.factor:g}"
             )
             reasons.extend(f.line for f in failures)
             if verdict == "fail" and detail:
@@ -674,7 +682,7 @@ class _Scoring:
             scenario=name,
             client=self.client,
             seed=self.seed,
-            time_scale=self.time_scale,
+            time_scale=self.scale.factor,
             verdict=verdict,
             reasons=reasons,
             replay=replay,
@@ -741,7 +749,7 @@ class _Scoring:
         or (more often) a margin after judgement, which comes earlier when every task was
         reported or the run healed."""
         judged = self.rel0(self.t_end)
-        deadline = float(self.scenario.get("deadline") or 0.0) * self.time_scale
+        deadline = self.scale.real(float(self.scenario.get("deadline") or 0.0))
         if deadline and judged < deadline - 1e-3:
             return (f"hang: the client did not stop after the run was judged at {_fmt_t(judged)} "
                     f"(before the deadline at {_fmt_t(deadline)}); it was cancelled")
@@ -790,7 +798,7 @@ class _Scoring:
                 continue
             start = p.accepted_at - self.t0
             total += max(0.0, min(answered.get(p.prompt_id, end), end) - start)
-        return total / self.time_scale
+        return self.scale.scenario(total)
 
     def harness_doubts(self, failures: list[Failure]) -> list[str]:
         """Why the harness cannot vouch for this run: the runner's own reasons (a heal it
@@ -803,7 +811,7 @@ class _Scoring:
 
     def slow_burn_failures(self, metrics: Mapping[str, Any], marks: list[FaultMark]) -> list[Failure]:
         return slow_burn_failures(
-            metrics, expect=self.expect, control=self.rec.control, marks=marks, time_scale=self.time_scale,
+            metrics, expect=self.expect, control=self.rec.control, marks=marks, scale=self.scale,
             wall_s=self.t_end - self.t0, instances=self.instances,
         )
 

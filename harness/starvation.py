@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
+
 SAMPLE_INTERVAL_S = 0.02
 #: How late (in *scenario* seconds) the loop may run at the 99th percentile before a
 #: failure no longer says anything about the client: 1 s of scenario time is 100 ms at
@@ -59,9 +61,9 @@ class Starvation:
 
 @dataclass(slots=True)
 class StarvationMonitor:
-    """Fed samples, returns a judgement. No clock, no IO."""
+    """Fed samples, returns a judgement. No clock, no IO. `scale` is the run's time scale."""
 
-    time_scale: float
+    scale: TimeScale
     lag_budget_scenario_s: float = LAG_BUDGET_SCENARIO_S
     stall_budget_scenario_s: float = STALL_BUDGET_SCENARIO_S
     lags: list[float] = field(default_factory=list)
@@ -84,11 +86,11 @@ class StarvationMonitor:
         """The harness's own schedule: something due at `due` happened at `done`."""
         self.slips.append(max(0.0, done - due))
 
-    def budgets(self, time_scale: float) -> tuple[float, float]:
-        """(allowed p99 lag, allowed single stall) in real seconds at `time_scale`."""
+    def budgets(self, scale: TimeScale) -> tuple[float, float]:
+        """(allowed p99 lag, allowed single stall) in real seconds at `scale`."""
         return (
-            self.lag_budget_scenario_s * time_scale,
-            max(self.stall_budget_scenario_s * time_scale, STALL_FLOOR_S),
+            scale.real(self.lag_budget_scenario_s),
+            max(scale.real(self.stall_budget_scenario_s), STALL_FLOOR_S),
         )
 
     def judgement(self) -> Starvation:
@@ -96,7 +98,7 @@ class StarvationMonitor:
         p50 = _nearest_rank(ordered, 50)
         p99 = _nearest_rank(ordered, 99)
         slip = max(self.slips, default=0.0)
-        budget, stall_budget = self.budgets(self.time_scale)
+        budget, stall_budget = self.budgets(self.scale)
         reason = None
         suggested = None
         sustained = p99 > budget and self.count >= MIN_SAMPLES
@@ -104,10 +106,10 @@ class StarvationMonitor:
         if sustained or stall > stall_budget:
             suggested = next(
                 (
-                    scale for scale in SUGGESTED_SCALES
-                    if scale > self.time_scale
-                    and (not sustained or p99 <= self.budgets(scale)[0])
-                    and stall <= self.budgets(scale)[1]
+                    factor for factor in SUGGESTED_SCALES
+                    if factor > self.scale.factor
+                    and (not sustained or p99 <= self.budgets(TimeScale(factor))[0])
+                    and stall <= self.budgets(TimeScale(factor))[1]
                 ),
                 None,
             )
@@ -116,7 +118,7 @@ class StarvationMonitor:
             )
             allowed = f"allowed: p99 {budget * 1000:.0f} ms, one stall {stall_budget * 1000:.0f} ms"
             advice = f"try --time-scale {suggested:g}" if suggested is not None else "run on a less loaded machine"
-            reason = f"the machine was too slow: {what} at time scale {self.time_scale:g} ({allowed}); {advice}"
+            reason = f"the machine was too slow: {what} at time scale {self.scale.factor:g} ({allowed}); {advice}"
         return Starvation(
             samples=self.count,
             lag_p50_ms=round(p50 * 1000, 2),
@@ -124,7 +126,7 @@ class StarvationMonitor:
             lag_max_ms=round(self.worst * 1000, 2),
             stalled_ms=round(self.stalled * 1000, 2),
             slip_max_ms=round(slip * 1000, 2),
-            time_scale=self.time_scale,
+            time_scale=self.scale.factor,
             budget_ms=round(budget * 1000, 2),
             too_slow=reason is not None,
             reason=reason,

@@ -389,7 +389,8 @@ class HttpFault(Behaviour):
 
 @dataclass(frozen=True, slots=True)
 class HistoryLag(Behaviour):
-    """A prompt that completes while active is hidden from /history for `delay` seconds."""
+    """A prompt that completes while active is hidden from /history for `delay` seconds, and
+    from the Jobs API too (it reads the same history: the job is neither queued nor finished)."""
 
     target_kind: TargetKind = "http"
 
@@ -409,14 +410,15 @@ class HistoryLag(Behaviour):
         self, p: FaultPlanner, st: FaultState, req: RequestInfo, client: str | None, now: float
     ) -> HttpPlan | None:
         lagged: dict[str, float] = st.data.get("lagged", {})
-        if req.method != "GET" or not lagged or not (req.path == "/history" or req.path.startswith("/history/")):
+        route = next((r for r in ("/history", "/jobs") if req.path == r or req.path.startswith(r + "/")), None)
+        if req.method != "GET" or not lagged or route is None:
             return None
         for prompt_id, until in list(lagged.items()):
             if until <= now:
                 del lagged[prompt_id]
         hidden = tuple(lagged)
-        if req.path.startswith("/history/"):
-            hidden = tuple(pid for pid in hidden if pid == req.path.removeprefix("/history/"))
+        if req.path.startswith(route + "/"):  # one prompt: /history/<id>, /jobs/<id>
+            hidden = tuple(pid for pid in hidden if pid == req.path.removeprefix(route + "/"))
         if not hidden:
             return None
         return HttpPlan(st.index, st.kind, client, after="hide", hidden=hidden)

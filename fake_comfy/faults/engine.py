@@ -42,6 +42,7 @@ from comfy_chaos.fake_comfy.faults.decisions import (
 )
 from comfy_chaos.fake_comfy.faults.planner import FaultPlanner
 from comfy_chaos.fake_comfy.faults.spec import FaultSchedule, FaultSpec
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.fake_comfy.wire import OutFrame, WsConn
 
 log = structlog.get_logger(__name__)
@@ -105,14 +106,16 @@ class FaultEngine:
         schedule: FaultSchedule,
         seed: int,
         clock: Clock = time.monotonic,
-        time_scale: float = 1.0,
+        time_scale: TimeScale | float = 1.0,
         task_clients: Mapping[str, str] | None = None,
     ) -> None:
+        """`time_scale`: the run's `TimeScale` (a number is taken as one); the planner
+        converts every scenario-second duration of the schedule through it."""
         self.planner = FaultPlanner(schedule, seed, time_scale, task_clients)
         self.schedule = schedule
         self.seed = seed
         self.clock = clock
-        self.time_scale = time_scale
+        self.scale = self.planner.scale
         self.external: External | None = None
         self.external_heal: External | None = None
         self.external_timeout = EXTERNAL_TIMEOUT

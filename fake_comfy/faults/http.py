@@ -14,13 +14,14 @@ from typing import Any
 from aiohttp import web
 
 from comfy_chaos.fake_comfy.faults.decisions import ErrorReply, HttpPlan
+from comfy_chaos.fake_comfy.jobs import NOT_FOUND
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Called once with what was done (detail) and the body bytes the client got.
 Report = Callable[[dict[str, Any], bytes | None], None]
 
 #: Request key where the fault layer names the HTTP fault it applied (copied into the ledger).
-FAULT_KEY = "chaos_fault"
+FAULT_KEY = web.RequestKey("chaos_fault", str)
 COMFY_500_MESSAGE = "Server got itself in trouble"
 NGINX_PAGE = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
@@ -126,22 +127,36 @@ async def _truncate(plan: HttpPlan, request: web.Request, response: web.StreamRe
 
 
 def _hide(plan: HttpPlan, request: web.Request, response: web.StreamResponse, report: Report) -> web.StreamResponse:
-    """`history_lag`: prompts completed less than `delay` ago are not in /history yet."""
-    if request.path.rstrip("/").split("/")[-1] in plan.hidden:  # /history/<id>
+    """`history_lag`: prompts completed less than `delay` ago are not in /history yet, nor in
+    the Jobs API (an unknown job there is a 404, as ComfyUI answers one)."""
+    jobs = "/jobs" in request.path
+    if request.path.rstrip("/").split("/")[-1] in plan.hidden:  # /history/<id>, /jobs/<id>
         request[FAULT_KEY] = plan.kind
-        hidden = web.json_response({})
+        hidden = web.json_response(dict(NOT_FOUND), status=404) if jobs else web.json_response({})
         report({"hidden": list(plan.hidden)}, _body(hidden))
         return hidden
     body = _body(response)
     data = json.loads(body) if body else None
     if not isinstance(data, dict):
         return response
-    gone = [pid for pid in plan.hidden if pid in data]
-    if not gone:
-        return response
+    if jobs:
+        listed = data.get("jobs")
+        if not isinstance(listed, list):
+            return response
+        gone = [job["id"] for job in listed if isinstance(job, dict) and job.get("id") in plan.hidden]
+        if not gone:
+            return response
+        data["jobs"] = [job for job in listed if not (isinstance(job, dict) and job.get("id") in gone)]
+        pagination = data.get("pagination")
+        if isinstance(pagination, dict) and isinstance(pagination.get("total"), int):
+            pagination["total"] -= len(gone)
+    else:
+        gone = [pid for pid in plan.hidden if pid in data]
+        if not gone:
+            return response
+        for pid in gone:
+            del data[pid]
     request[FAULT_KEY] = plan.kind
-    for pid in gone:
-        del data[pid]
     filtered = web.json_response(data)
     report({"hidden": gone}, _body(filtered))
     return filtered

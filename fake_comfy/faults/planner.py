@@ -7,7 +7,8 @@ and its trigger count; what a kind *does* lives in its registry entry
 triggers count protocol moments (frames, node starts, completions, connects), not time, so
 the same seed gives the same applied faults; only `at:` triggers, durations, `delay`,
 `max_hold` and periodic injection depend on the clock, which is passed in as `now`
-(monotonic seconds). Every duration is scaled once, here (`seconds()`).
+(monotonic seconds). Every duration is scaled once, here (`seconds()`, through the run's
+`TimeScale`).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from comfy_chaos.fake_comfy.faults.triggers import (
     frame_matches_trigger,
     resolve_filter,
 )
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.fake_comfy.wire import OutFrame
 
 if TYPE_CHECKING:
@@ -146,17 +148,18 @@ class FaultPlanner:
     """Decides which scheduled fault applies to what; performs nothing."""
 
     def __init__(
-        self, schedule: FaultSchedule, seed: int, time_scale: float = 1.0,
+        self, schedule: FaultSchedule, seed: int, time_scale: TimeScale | float = 1.0,
         task_clients: Mapping[str, str] | None = None,
     ) -> None:
         """`task_clients`: task id → the client under test that runs it (the harness's plan).
         A client that uses several clientIds (one per task, say) is then one client for
         `until_met` and the `reached: false` entries; without it each clientId is one."""
-        if time_scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        scale = TimeScale.of(time_scale)
+        if scale.factor <= 0:
+            raise ValueError(f"time_scale must be > 0, got {scale.factor:g}")
         self.schedule = schedule
         self.seed = seed
-        self.time_scale = time_scale
+        self.scale = scale
         self.states = [
             FaultState(i, spec, random.Random(f"{seed}:{i}"), KINDS[spec.kind].behaviour)
             for i, spec in enumerate(schedule.faults)
@@ -388,7 +391,7 @@ class FaultPlanner:
 
     def seconds(self, scenario_seconds: float) -> float:
         """Scenario seconds → real seconds (the one place the planner scales time)."""
-        return scenario_seconds * self.time_scale
+        return self.scale.real(scenario_seconds)
 
     def timer(self, at: float, state: FaultState) -> None:
         self._timers.append((at, state.index))

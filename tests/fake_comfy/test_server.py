@@ -12,6 +12,7 @@ from aiohttp import web
 
 from comfy_chaos.fake_comfy import FakeComfy, FakeConfig
 from comfy_chaos.fake_comfy.events import ServerEvent
+from comfy_chaos.fake_comfy.server import HTTP_FAULT_KEY
 from comfy_chaos.fake_comfy.testing import W_BASIC, finished, receive_json_until
 from comfy_chaos.fake_comfy.wire import OutFrame, WsConn
 
@@ -257,7 +258,7 @@ class RecordingFaults:
     async def on_http(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.http.append(request.path)
         if request.path == "/system_stats":
-            request["chaos_fault"] = "http_error"
+            request[HTTP_FAULT_KEY] = "http_error"
             return web.Response(status=500, text="injected")
         return await handler(request)
 

@@ -8,35 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from .cli_helpers import DROP_T1, NEVER_FIRES, OK, cli
+
 pytestmark = pytest.mark.e2e  # each test runs the CLI in a child process
 
-OK = """
-seed: 3
-workload: {tasks: 2, workflow: basic}
-deadline: 60
-grace: 5
-"""
-DROP_T1 = """
-seed: 11
-workload: {tasks: 3, workflow: basic}
-faults:
-  - kind: drop
-    when: {on: message, type: [execution_success, "executing:null"], task: t1}
-    count: 2
-deadline: 60
-grace: 10
-"""
-# The fault waits for a task that does not exist: it never fires, nothing was tested.
-NEVER_FIRES = OK + """
-faults:
-  - kind: drop
-    when: {on: message, type: execution_success, task: t9}
-"""
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "comfy_chaos.harness.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=240)
 
 
 @pytest.fixture

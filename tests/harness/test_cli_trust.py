@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+from .cli_helpers import OK, cli
+
 SCRIPTED = Path(__file__).parent / "adapter_scripts" / "scripted.py"
-OK = """
-seed: 3
-workload: {tasks: 2, workflow: basic}
-deadline: 60
-grace: 5
-"""
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "comfy_chaos.harness.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=240, check=False)
 
 
 def test_unscalable_runs_the_named_cmd_client_at_time_scale_one(tmp_path: Path) -> None:

@@ -13,21 +13,7 @@ import pytest
 from comfy_chaos.harness.comfyui_version import version_arg, with_version
 from comfy_chaos.harness.scenario import ScenarioError, parse_scenario
 
-DROP_T1 = """
-seed: 11
-workload: {tasks: 3, workflow: basic}
-faults:
-  - kind: drop
-    when: {on: message, type: [execution_success, "executing:null"], task: t1}
-    count: 2
-deadline: 60
-grace: 10
-"""
-
-
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "comfy_chaos.harness.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=240)  # fmt: skip
+from .cli_helpers import DROP_T1, cli
 
 
 def test_scenario_key_defaults_to_the_newest_and_is_checked() -> None:

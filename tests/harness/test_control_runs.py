@@ -2,6 +2,7 @@
 the fixed-timer hints."""
 from __future__ import annotations
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness.control_runs import (
     control_key,
     control_scenario,
@@ -46,7 +47,7 @@ def requests(path: str, times: list[float]) -> list[HttpEvent]:
 def test_a_regular_long_poll_at_a_small_time_scale_is_a_fixed_timer_hint() -> None:
     http = requests("/history/5b0c1d2e-aaaa-bbbb-cccc-000000000000", [10.0, 11.0, 12.0, 13.01, 14.0])
     http += requests("/queue", [10.0, 10.05, 10.1, 10.15])  # 0.5 scenario s: scales fine
-    hints = fixed_timer_hints(http, 0.1, "cmd:x")
+    hints = fixed_timer_hints(http, TimeScale(0.1), "cmd:x")
     assert len(hints) == 1
     assert "GET /history/{id} every 1.00 s (real)" in hints[0] and "every 10.0 scenario seconds" in hints[0]
     assert "--unscalable cmd:x" in hints[0]
@@ -54,8 +55,8 @@ def test_a_regular_long_poll_at_a_small_time_scale_is_a_fixed_timer_hint() -> No
 
 def test_no_hint_at_time_scale_one_or_for_irregular_requests() -> None:
     regular = requests("/history", [0.0, 1.0, 2.0, 3.0, 4.0])
-    assert fixed_timer_hints(regular, 1.0, "c") == []
-    assert fixed_timer_hints(requests("/history", [0.0, 1.0, 1.2, 4.0, 4.1, 9.0]), 0.1, "c") == []
+    assert fixed_timer_hints(regular, TimeScale(1.0), "c") == []
+    assert fixed_timer_hints(requests("/history", [0.0, 1.0, 1.2, 4.0, 4.1, 9.0]), TimeScale(0.1), "c") == []
 
 
 def test_a_control_is_needed_for_a_failure_and_for_bars_only_a_control_can_judge() -> None:

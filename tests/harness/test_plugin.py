@@ -9,28 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from .cli_helpers import DROP_T1, OK
+
 pytestmark = pytest.mark.e2e  # a child pytest session per test
 
 ROOT = Path(__file__).resolve().parents[2]
 
-OK = """
-seed: 3
-workload: {tasks: 2, workflow: basic}
-deadline: 60
-grace: 5
-"""
 SLOW = OK + "tags: [slow]\n"
 BROKEN = OK + "faults:\n  - {kind: drop, probability: 1.5}\n"
-DROP_T1 = """
-seed: 11
-workload: {tasks: 3, workflow: basic}
-faults:
-  - kind: drop
-    when: {on: message, type: [execution_success, "executing:null"], task: t1}
-    count: 2
-deadline: 60
-grace: 10
-"""
 
 
 CONFTEST = "from comfy_chaos.harness.pytest_plugin import collect_scenario_file as pytest_collect_file  # noqa: F401\n"

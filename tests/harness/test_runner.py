@@ -13,33 +13,13 @@ from pathlib import Path
 import pytest
 
 from comfy_chaos.harness.runner import Harness
-from comfy_chaos.harness.scenario import Scenario, parse_scenario
 from comfy_chaos.harness.schedule import plan_heal, time_triggered_end
 from comfy_chaos.harness.scoring import score
 
-SCRIPTS = Path(__file__).parent / "adapter_scripts"
+from .runner_helpers import CLEAN, DROP_T3, SCRIPTS, scenario
+
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "adapters.md"
 
-CLEAN = """
-name: clean-test
-seed: 3
-workload: {tasks: 4, workflow: basic}
-deadline: 60
-grace: 5
-"""
-
-# t3's two completion frames are lost; the socket stays healthy.
-DROP_T3 = """
-name: drop-t3
-seed: 1234
-workload: {tasks: 6, workflow: basic}
-faults:
-  - kind: drop
-    when: {on: message, type: [execution_success, "executing:null"], task: t3}
-    count: 2
-deadline: 60
-grace: 15
-"""
 
 # t1's `executing` frames get a non-JSON prefix: a strict parser dies at the first one,
 # after t0 has fully finished.
@@ -55,11 +35,6 @@ faults:
 deadline: 60
 grace: 15
 """
-
-
-def scenario(text: str) -> Scenario:
-    name = re.search(r"name: (\S+)", text).group(1)
-    return parse_scenario(text, source=f"{name}.yaml")
 
 
 @pytest.fixture
@@ -220,13 +195,14 @@ def test_heal_waits_for_faults_and_an_idle_server_but_not_past_deadline_minus_gr
 
 
 def test_time_triggered_end_scales_and_ignores_event_triggers() -> None:
-    faults = scenario(CLEAN + """
+    timed = scenario(CLEAN + """
 faults:
   - {kind: silent, when: {at: 2}, duration: 3}
   - {kind: drop, when: {at: 1}}
   - {kind: silent, when: {on: task_start, task: t1}, duration: 50}
-""").faults
-    assert time_triggered_end(list(faults), 0.1) == pytest.approx(0.5)
+""")
+    assert time_triggered_end(timed.faults) == pytest.approx(5.0)  # scenario seconds
+    assert timed.scaled(0.1).faults_over_s == pytest.approx(0.5)  # real seconds at time scale 0.1
 
 
 async def test_heal_does_not_cut_a_toxic_window_that_fired_while_the_server_finished(harness: Harness) -> None:

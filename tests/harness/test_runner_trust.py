@@ -19,21 +19,15 @@ from typing import Any
 import pytest
 
 from comfy_chaos.harness.runner import Harness
-from comfy_chaos.harness.scenario import Scenario, parse_scenario
+from comfy_chaos.harness.scenario import Scenario
 from comfy_chaos.harness.scoring import score
 from comfy_chaos.harness.toxiproxy import ToxiproxyControl, ToxiproxyError
 from comfy_chaos.harness.toxiproxy.backend import resolve_backend
 
-SCRIPTS = Path(__file__).parent / "adapter_scripts"
+from .runner_helpers import CLEAN, DROP_T3, SCRIPTS, scenario
+
 SCRIPTED = f"cmd:{sys.executable} {SCRIPTS / 'scripted.py'}"
 
-CLEAN = """
-name: clean-test
-seed: 3
-workload: {tasks: 4, workflow: basic}
-deadline: 60
-grace: 5
-"""
 
 # A latency toxic on the way to the client from the start for 3 scenario seconds (0.3 s
 # real): the server finishes the tasks inside the window, the client hears of them only
@@ -50,23 +44,6 @@ faults:
 deadline: 60
 grace: 5
 """
-
-DROP_T3 = """
-name: drop-t3
-seed: 1234
-workload: {tasks: 6, workflow: basic}
-faults:
-  - kind: drop
-    when: {on: message, type: [execution_success, "executing:null"], task: t3}
-    count: 2
-deadline: 60
-grace: 15
-"""
-
-
-def scenario(text: str) -> Scenario:
-    name = re.search(r"name: (\S+)", text).group(1)
-    return parse_scenario(text, source=f"{name}.yaml")
 
 
 @pytest.fixture

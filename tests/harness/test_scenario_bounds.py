@@ -3,13 +3,13 @@ time scale are refused at load time with an error naming the field (exit 3 from 
 instead of exhausting memory, never ending, or blaming the client."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from comfy_chaos.harness.scenario import MAX_TASKS, ScenarioError, parse_scenario
+
+from .cli_helpers import cli
 
 LOL = "\n".join(
     [f'a: &a [{", ".join(["lol"] * 9)}]']
@@ -64,9 +64,6 @@ def test_the_bounds_still_admit_the_largest_reasonable_scenarios() -> None:
     assert big.workload.tasks == MAX_TASKS
 
 
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "comfy_chaos.harness.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
 
 
 @pytest.mark.e2e

@@ -5,11 +5,12 @@ import asyncio
 
 import pytest
 
+from comfy_chaos.fake_comfy.timescale import TimeScale
 from comfy_chaos.harness.starvation import LagSampler, StarvationMonitor
 
 
 def fed(time_scale: float, lags_ms: list[float], slips_ms: tuple[float, ...] = ()) -> StarvationMonitor:
-    monitor = StarvationMonitor(time_scale=time_scale)
+    monitor = StarvationMonitor(scale=TimeScale(time_scale))
     t = 0.0
     for lag in lags_ms:
         t += 0.02
@@ -61,7 +62,7 @@ def test_beyond_every_suggested_scale_it_says_to_use_another_machine() -> None:
 async def test_the_sampler_measures_a_blocked_loop() -> None:
     import time
 
-    monitor = StarvationMonitor(time_scale=0.1)
+    monitor = StarvationMonitor(scale=TimeScale(0.1))
     sampler = LagSampler(monitor, interval=0.01)
     sampler.start()
     await asyncio.sleep(0.05)

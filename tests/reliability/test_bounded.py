@@ -57,7 +57,7 @@ async def test_misbehaving_client_is_scored_and_stopped_in_time(mode: str, expec
         started = time.monotonic()
         result = await run_one(harness, scenario, f"cmd:{sys.executable} {MISBEHAVE} {mode}")
         elapsed = time.monotonic() - started
-        bound = scenario.deadline * scenario.time_scale + DONE_MARGIN_S + CANCEL_TIMEOUT_S + SLACK_S
+        bound = scenario.scaled(scenario.time_scale).deadline_s + DONE_MARGIN_S + CANCEL_TIMEOUT_S + SLACK_S
         assert elapsed < bound, f"{mode}: the run took {elapsed:.1f} s, bound {bound:.1f} s"
         assert result.verdict == "fail", (mode, result.verdict, result.reasons)
         assert any(reason.startswith(f"{expect}:") for reason in result.reasons), (mode, result.reasons)

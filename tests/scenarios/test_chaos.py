@@ -38,6 +38,13 @@ def test_every_kind_generates_valid_specs_anchored_to_planned_tasks(kind: str) -
         assert spec.when.at is not None or task in {"t0", "t1", "t2", "t3"}, "never the last task (t4)"
 
 
+def test_every_fault_kind_of_the_registry_can_be_drawn() -> None:
+    """A kind added to the registry without a generator would never meet a client in chaos."""
+    from comfy_chaos.fake_comfy.faults.kinds import KINDS
+
+    assert set(KINDS) - {"toxic"} <= set(GENERATORS)
+
+
 def test_default_kinds_leave_out_restart() -> None:
     assert "restart" not in DEFAULT_KINDS
     kinds = {s.kind for s in expand(Chaos(faults=100), seed=1, tasks=4)}

@@ -112,6 +112,30 @@ async def test_history_lag_hides_a_finished_prompt_until_healed() -> None:
         assert json.loads(body)[prompt_id]["status"]["status_str"] == "success"
 
 
+async def test_history_lag_hides_a_finished_prompt_from_the_jobs_api_too() -> None:
+    """A client of the Jobs API must meet the same lag as one reading /history: the job is
+    neither queued nor in history yet, so the list leaves it out and its own URL is a 404."""
+    async with serving([{"kind": "history_lag", "params": {"delay": 3600}}]) as (server, engine):
+        ws = await connect(server)
+        try:
+            await ws.recv()
+            prompt_id, _ = await run_prompt(server, ws)
+        finally:
+            await ws.close()
+        status, _, body = await get(server, f"/api/jobs/{prompt_id}")
+        assert status == 404 and json.loads(body) == {"error": "Job not found"}
+        status, _, body = await get(server, "/api/jobs")
+        listed = json.loads(body)
+        assert status == 200 and prompt_id not in [job["id"] for job in listed["jobs"]]
+        assert listed["pagination"]["total"] == len(listed["jobs"])
+        assert [r.kind for r in server.ledger.faults] == ["history_lag"] * 3  # lag started, job hidden, list filtered
+        await engine.heal_all()
+        status, _, body = await get(server, f"/api/jobs/{prompt_id}")
+        assert status == 200 and json.loads(body)["status"] == "completed"
+        _, _, body = await get(server, "/api/jobs")
+        assert prompt_id in [job["id"] for job in json.loads(body)["jobs"]]
+
+
 @pytest.mark.parametrize("keep_history", [False, True])
 async def test_restart_after_task_complete(keep_history: bool) -> None:
     spec = {"kind": "restart", "when": {"on": "task_complete", "task": "t0"}, "params": {"keep_history": keep_history}}
