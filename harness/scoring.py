@@ -647,6 +647,9 @@ class _Scoring:
         if doubts:
             inconclusive = doubts + [f"it would have failed: {f.line}" for f in failures] + inconclusive
             failures = []
+        elif inconclusive and (self.rec.starvation or {}).get("too_slow"):
+            # e.g. a fault that never fired because the starved client was between sockets
+            inconclusive.append(str(self.rec.starvation["reason"]))
         verdict = "fail" if failures else ("inconclusive" if inconclusive else "pass")
         attribution, detail, clean_run_bug = self.attribute(verdict, failures, metrics, inconclusive)
 

@@ -36,6 +36,10 @@ STALL_BUDGET_SCENARIO_S = 10.0
 STALL_FLOOR_S = 1.0
 SUGGESTED_SCALES = (0.2, 0.5, 1.0)
 MIN_SAMPLES = 100  # below this a p99 is the worst sample: single stalls have their own budget
+#: With fewer samples, lag is still sustained when the *mean* lag is above the p99 budget and
+#: the run lost at least this many real seconds to it: a starved loop takes few samples
+#: (each waits for its own lag), so a short run on a hogged machine never reaches MIN_SAMPLES.
+SUSTAINED_LAG_FLOOR_S = 2.0
 MAX_SAMPLES = 20_000  # a soak of 10 minutes at 20 ms; older samples are folded into the counts
 
 
@@ -101,20 +105,25 @@ class StarvationMonitor:
         budget, stall_budget = self.budgets(self.scale)
         reason = None
         suggested = None
-        sustained = p99 > budget and self.count >= MIN_SAMPLES
+        mean = self.stalled / self.count if self.count else 0.0
+        by_mean = self.count < MIN_SAMPLES and mean > budget and self.stalled >= SUSTAINED_LAG_FLOOR_S
+        sustained = p99 > budget and (self.count >= MIN_SAMPLES or by_mean)
+        typical = mean if by_mean else p99  # what must fit a slower time scale's p99 budget
         stall = max(self.worst, slip)
         if sustained or stall > stall_budget:
             suggested = next(
                 (
                     factor for factor in SUGGESTED_SCALES
                     if factor > self.scale.factor
-                    and (not sustained or p99 <= self.budgets(TimeScale(factor))[0])
+                    and (not sustained or typical <= self.budgets(TimeScale(factor))[0])
                     and stall <= self.budgets(TimeScale(factor))[1]
                 ),
                 None,
             )
-            what = f"event-loop lag p99 {p99 * 1000:.0f} ms, max {self.worst * 1000:.0f} ms" + (
-                f", timer slip {slip * 1000:.0f} ms" if slip > stall_budget else ""
+            what = (
+                (f"event-loop lag mean {mean * 1000:.0f} ms over {self.count} samples, " if by_mean else "event-loop lag ")
+                + f"p99 {p99 * 1000:.0f} ms, max {self.worst * 1000:.0f} ms"
+                + (f", timer slip {slip * 1000:.0f} ms" if slip > stall_budget else "")
             )
             allowed = f"allowed: p99 {budget * 1000:.0f} ms, one stall {stall_budget * 1000:.0f} ms"
             advice = f"try --time-scale {suggested:g}" if suggested is not None else "run on a less loaded machine"

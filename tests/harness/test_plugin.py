@@ -114,12 +114,12 @@ def test_yaml_outside_a_scenario_directory_is_not_collected(tmp_path: Path) -> N
 
 
 def test_seed_and_time_scale_overrides_reach_the_run(suite: Path) -> None:
-    run = pytest_run(suite, "scenarios/drop.yaml", "--chaos-client", "naive", "--chaos-seed", "77", "--chaos-time-scale", "0.05",
+    run = pytest_run(suite, "scenarios/drop.yaml", "--chaos-client", "naive", "--chaos-seed", "77", "--chaos-time-scale", "0.5",
                      "--chaos-report-dir", "rep")
     assert run.returncode == 1, run.stdout
-    assert "seed: 77" in run.stdout and "--seed 77" in run.stdout and "time scale 0.05" in run.stdout
+    assert "seed: 77" in run.stdout and "--seed 77" in run.stdout and "time scale 0.5" in run.stdout
     result = json.loads((suite / "rep" / "results.json").read_text())["results"][0]
-    assert (result["seed"], result["time_scale"]) == (77, 0.05)
+    assert (result["seed"], result["time_scale"]) == (77, 0.5)
 
 
 NEVER_FIRES = OK + """

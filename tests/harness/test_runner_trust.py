@@ -356,6 +356,18 @@ async def test_a_pass_on_a_slow_machine_stays_a_pass(harness: Harness) -> None:
     assert score(record).verdict == "pass"  # the client coped: slowness only voids a failure
 
 
+async def test_an_inconclusive_run_on_a_slow_machine_also_says_the_machine_was_too_slow(harness: Harness) -> None:
+    never = CLEAN.replace("name: clean-test", "name: never-fires") + (
+        "faults:\n  - kind: drop\n    when: {on: message, type: execution_success, task: t9}\n")
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(never), "reference")
+    assert record.starvation is not None
+    record.starvation = {**record.starvation, "too_slow": True, "reason": "the machine was too slow: test"}
+    result = score(record)
+    assert result.verdict == "inconclusive"
+    assert any("never fired" in line for line in result.reasons) and "the machine was too slow: test" in result.reasons
+
+
 async def test_a_toxic_that_toxiproxy_keeps_after_the_heal_is_found_and_named(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
