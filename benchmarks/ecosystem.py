@@ -3,6 +3,8 @@
     python benchmarks/ecosystem.py                      # run the bench, then write docs/ecosystem.md
     python benchmarks/ecosystem.py --all                # the whole default suite instead of the sample
     python benchmarks/ecosystem.py --from reports/ecosystem/results.json   # only re-render
+    python benchmarks/ecosystem.py --frontend 1.27.10,1.48.7,1.58.1        # only the frontend section
+    python benchmarks/ecosystem.py --frontend-from reports/ecosystem-frontend/*/results.json
 
 Runs `comfy-chaos bench` over the real, published clients registered in
 adapters/registry.toml (plus `reference` as the yardstick) with one seed per scenario, then
@@ -11,6 +13,12 @@ apart from fault bugs, latency, overhead), the scenario × client matrix, and ev
 cell with the harness's reason and what inspecting it found. The inspection notes and the
 per-library bug descriptions live in benchmarks/ecosystem_notes.toml; a failed cell without
 a note is printed as "not inspected", a note whose cell no longer fails is dropped.
+
+`--frontend VERSIONS` runs ComfyUI's own web frontend instead (browser clients
+`frontend@VERSION`, each against the protocol profile that pins it, else the default one)
+over FRONTEND_SAMPLE and writes only the section "ComfyUI's own web frontend" of the page,
+between its two marker comments, with the judgement screenshot of every failed cell shrunk
+into docs/img/frontend/; regenerating the clients' table keeps that section as it is.
 
 Reads results.json as plain JSON and only the fields it needs, so it keeps working while the
 schema grows. A run is "fault-free" when its scenario schedules no fault; when results carry
@@ -69,10 +77,27 @@ SAMPLE = (
     "http/prompt-response-lost",
     "server/restart-keeps-history",
 )
+FRONTEND_SAMPLE = (
+    "baseline/clean",
+    "message/drop-completion",
+    "connection/silent-window",
+    "connection/silent-window-ui",
+    "connection/abort-mid-run",
+    "frame/bom-final",
+    "frame/truncated-final",
+)
+FRONTEND_REPORT_DIR = ROOT / "reports" / "ecosystem-frontend"
+FRONTEND_IMG = ROOT / "docs" / "img" / "frontend"
+FRONTEND_BEGIN = "<!-- frontend section: written by benchmarks/ecosystem.py --frontend; edits here are overwritten -->"
+FRONTEND_END = "<!-- end of the frontend section -->"
+SHOT_SIZE = (640, 400)  # half the page's viewport: the badge and the tabs stay legible
+SHOT_QUALITY = 55
+STUCK_REASON = re.compile(r"^(t\d+) .*stuck UI: the page still showed it running at the judgement, ([\d.]+) s after")
 # The scorer's problem counters, most telling first (the cell shows the first two present).
 PROBLEMS = (
     ("crash", "crash"),
     ("lost", "lost"),
+    ("stuck_ui", "stuck UI"),
     ("wrong_outcome", "wrong outcome"),
     ("wrong_outputs", "wrong outputs"),
     ("phantom", "phantom"),
@@ -94,14 +119,39 @@ def comfy_chaos() -> str:
 
 def run_bench(clients: list[str], all_scenarios: bool, seeds: int, jobs: int, report_dir: Path) -> Path:
     paths = [] if all_scenarios else [str(ROOT / "scenarios" / f"{name}.yaml") for name in SAMPLE]
-    argv = [comfy_chaos(), "bench", *paths, *(f"--client={c}" for c in clients),
-            f"--seeds={seeds}", f"-j{jobs}", f"--report-dir={report_dir}"]
+    return bench([*paths, *(f"--client={c}" for c in clients), f"--seeds={seeds}", f"-j{jobs}"], report_dir)
+
+
+def bench(args: list[str], report_dir: Path) -> Path:
+    argv = [comfy_chaos(), "bench", *args, f"--report-dir={report_dir}"]
     print("+", " ".join(argv), flush=True)
     status = subprocess.run(argv, cwd=ROOT, check=False).returncode
     results = report_dir / "results.json"
     if status not in (0, 1, 2) or not results.is_file():
         sys.exit(f"benchmarks/ecosystem.py: comfy-chaos bench exited {status} without {results}")
     return results
+
+
+def frontend_profile(version: str) -> str | None:
+    """The protocol profile whose ComfyUI pins this frontend version (None: the default profile)."""
+    from comfy_chaos.fake_comfy.profiles import PROFILES
+
+    return next((name for name, profile in PROFILES.items() if profile.frontend_version == version), None)
+
+
+def run_frontend_bench(versions: list[str], jobs: int, report_dir: Path) -> list[Path]:
+    """FRONTEND_SAMPLE × frontend@VERSION, one bench per protocol profile, without control runs
+    (the clean scenario is the frontend's clean run; a browser run costs ~1 GiB and 10-25 CPU-s)."""
+    paths = [str(ROOT / "scenarios" / f"{name}.yaml") for name in FRONTEND_SAMPLE]
+    by_profile: dict[str | None, list[str]] = {}
+    for version in versions:
+        by_profile.setdefault(frontend_profile(version), []).append(version)
+    found = []
+    for profile, pinned in by_profile.items():
+        args = [*paths, *(f"--client=frontend@{v}" for v in pinned), "--no-control", f"-j{jobs}"]
+        args += [f"--comfyui-version={profile}"] if profile else []
+        found.append(bench(args, report_dir / (profile or "default")))
+    return found
 
 
 # --- reading results.json ----------------------------------------------------------------
@@ -318,17 +368,129 @@ def render(results: list[dict[str, Any]], notes: dict[str, Any], command: str, s
     return "\n\n".join(part.strip("\n") for part in out) + "\n"
 
 
+def frontend_version(client: str) -> str:
+    return client.partition("@")[2] or client
+
+
+def stuck_text(result: dict[str, Any]) -> str:
+    """`stuck UI t2 (58 s), t3 (50 s)`: the tasks the page still showed running at the
+    judgement, and for how long after the server had finished them."""
+    found = [m for m in (STUCK_REASON.match(r) for r in result.get("reasons") or []) if m]
+    return "stuck UI " + ", ".join(f"{m[1]} ({float(m[2]):.0f} s)" for m in found) if found else ""
+
+
+def shot_name(result: dict[str, Any]) -> str:
+    return f"{frontend_version(result['client'])}-{result['scenario']}.jpg"
+
+
+def save_shots(results: list[dict[str, Any]], folder: Path) -> dict[tuple[str, str], str]:
+    """The judgement screenshot of every failed run, shrunk to SHOT_SIZE (~12 KB each), into
+    `folder`; other .jpg files there are removed. Returns (scenario, client) → file name."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: dict[tuple[str, str], str] = {}
+    for result in results:
+        shot = next((e for e in result.get("evidence") or [] if e.get("label") == "at judgement"), None)
+        if result.get("verdict") != "fail" or shot is None or "," not in str(shot.get("src")):
+            continue
+        image = Image.open(io.BytesIO(base64.b64decode(shot["src"].split(",", 1)[1]))).convert("RGB")
+        image.thumbnail(SHOT_SIZE, Image.Resampling.LANCZOS)
+        name = shot_name(result)
+        image.save(folder / name, "JPEG", quality=SHOT_QUALITY, optimize=True)
+        saved[(result["scenario"], result["client"])] = name
+    for stale in folder.glob("*.jpg"):
+        if stale.name not in saved.values():
+            stale.unlink()
+    return saved
+
+
+def render_frontend(results: list[dict[str, Any]], notes: dict[str, Any], command: str,
+                    shots: dict[tuple[str, str], str], img_prefix: str) -> str:
+    """The section "ComfyUI's own web frontend", between FRONTEND_BEGIN and FRONTEND_END."""
+    clients = sorted(dict.fromkeys(r["client"] for r in results),
+                     key=lambda c: tuple(int(x) for x in frontend_version(c).split(".") if x.isdigit()))
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    by_cell = {(r["scenario"], r["client"]): r for r in results}
+    profile = {c: next((r.get("comfyui_version") for r in results if r["client"] == c), None) for c in clients}
+    texts = notes.get("frontend", {})
+    out = [FRONTEND_BEGIN, "## ComfyUI's own web frontend\n"]
+    out.append(
+        f"Written by **`{command}`** (rendered {datetime.now(UTC):%Y-%m-%d}; "
+        "`--frontend-from reports/ecosystem-frontend/*/results.json` only re-renders). ComfyUI's own web "
+        "frontend (PyPI `comfyui-frontend-package`) in headless Chromium (docs/browser.md), one run per "
+        "cell at time scale 1.0, each version against the protocol profile of the ComfyUI that pins it "
+        "(else the default), without control runs (`baseline/clean` is its clean run). **stuck UI** = "
+        "the page still showed the task running at the judgement, after the server had finished it and "
+        "the fault had been lifted for the scenario's grace; the time is how long after the server "
+        "finished it. The screenshot is the page at the judgement.\n"
+    )
+    header = ["scenario", *(f"`{frontend_version(c)}` (ComfyUI {profile[c]} profile)" for c in clients)]
+    rows = []
+    for scenario in scenarios:
+        row = [f"`{scenario}`"]
+        for client in clients:
+            r = by_cell.get((scenario, client))
+            if r is None:
+                row.append("–")
+                continue
+            verdict = r.get("verdict")
+            if verdict != "fail":
+                row.append("pass" if verdict == "pass" else "inconcl.")
+                continue
+            cell = "FAIL: " + (stuck_text(r) or judgement(r))
+            if (scenario, client) in shots:
+                cell += f" ([screenshot]({img_prefix}{shots[(scenario, client)]}))"
+            row.append(cell)
+        rows.append(row)
+    out.append(table(header, rows))
+    described = [(s, texts[s]) for s in scenarios if isinstance(texts.get(s), str)]
+    if described:
+        out.append("\n".join(f"- `{s}`: {text.strip()}" for s, text in described) + "\n")
+    out.append(FRONTEND_END)
+    return "\n\n".join(part.strip("\n") for part in out) + "\n"
+
+
+def frontend_section(page: str) -> str | None:
+    """The frontend section of an existing page, markers included (None: it has none)."""
+    begin, end = page.find(FRONTEND_BEGIN), page.find(FRONTEND_END)
+    if begin < 0 or end < begin:
+        return None
+    return page[begin:end + len(FRONTEND_END)] + "\n"
+
+
+def with_frontend_section(page: str, section: str) -> str:
+    """`page` with its frontend section replaced by `section` (appended if it has none)."""
+    old = frontend_section(page)
+    if old is None:
+        return page.rstrip("\n") + "\n\n" + section
+    return page.replace(old.rstrip("\n"), section.rstrip("\n"))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/ecosystem.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", type=Path, help="render this results.json instead of running the bench")
     parser.add_argument("--all", action="store_true", help="the whole default suite instead of the sample")
     parser.add_argument("--client", action="append", dest="clients", help=f"(repeatable) default: {', '.join(CLIENTS)}")
+    parser.add_argument("--frontend", metavar="VERSIONS",
+                        help="only the frontend section: run FRONTEND_SAMPLE × these comfyui-frontend-package "
+                             "versions (comma-separated, e.g. 1.27.10,1.48.7,1.58.1)")
+    parser.add_argument("--frontend-from", nargs="+", type=Path, metavar="RESULTS",
+                        help="only the frontend section, rendered from these results.json")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("-j", "--jobs", type=int, default=2)
-    parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR)
+    parser.add_argument("--report-dir", type=Path, default=None,
+                        help=f"default {os.path.relpath(DEFAULT_REPORT_DIR, ROOT)} "
+                             f"(--frontend: {os.path.relpath(FRONTEND_REPORT_DIR, ROOT)})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    source = args.source or run_bench(list(args.clients or CLIENTS), args.all, args.seeds, args.jobs, args.report_dir)
+    if args.frontend or args.frontend_from:
+        return main_frontend(args)
+    source = args.source or run_bench(list(args.clients or CLIENTS), args.all, args.seeds, args.jobs,
+                                      args.report_dir or DEFAULT_REPORT_DIR)
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
         notes = tomllib.loads(NOTES.read_text(encoding="utf-8"))
@@ -340,8 +502,49 @@ def main(argv: list[str]) -> int:
         print(f"benchmarks/ecosystem.py: {source}: no results", file=sys.stderr)
         return 3
     command = "python benchmarks/ecosystem.py" + (" --all" if args.all else "")
-    args.out.write_text(render(results, notes, command, source.resolve()), encoding="utf-8")
+    page = render(results, notes, command, source.resolve())
+    kept = frontend_section(args.out.read_text(encoding="utf-8")) if args.out.is_file() else None
+    args.out.write_text(with_frontend_section(page, kept) if kept else page, encoding="utf-8")
     print(f"benchmarks/ecosystem.py: wrote {os.path.relpath(args.out)} from {source}")
+    return 0
+
+
+def main_frontend(args: argparse.Namespace) -> int:
+    if args.frontend:
+        versions = [v.strip() for v in args.frontend.split(",") if v.strip()]
+        bad = [v for v in versions if not re.fullmatch(r"\d+\.\d+\.\d+", v)]
+        if bad or not versions:
+            print(f"benchmarks/ecosystem.py: --frontend: expected versions like 1.48.7,1.58.1, got {args.frontend!r}",
+                  file=sys.stderr)
+            return 3
+        sources = run_frontend_bench(versions, args.jobs, args.report_dir or FRONTEND_REPORT_DIR)
+        command = f"python benchmarks/ecosystem.py --frontend {','.join(versions)}"
+    else:
+        sources = list(args.frontend_from)
+        command = "python benchmarks/ecosystem.py --frontend " + "VERSIONS"
+    results: list[dict[str, Any]] = []
+    try:
+        for source in sources:
+            data = json.loads(source.read_text(encoding="utf-8"))
+            results += [r for r in (data.get("results") or []) if str(r.get("client", "")).startswith("frontend")]
+        notes = tomllib.loads(NOTES.read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"benchmarks/ecosystem.py: {exc}", file=sys.stderr)
+        return 3
+    if not results:
+        print(f"benchmarks/ecosystem.py: {', '.join(map(str, sources))}: no frontend results", file=sys.stderr)
+        return 3
+    if not args.frontend:
+        versions = sorted({frontend_version(r["client"]) for r in results},
+                          key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
+        command = f"python benchmarks/ecosystem.py --frontend {','.join(versions)}"
+    folder = args.out.parent / "img" / "frontend"
+    shots = save_shots(results, folder)
+    section = render_frontend(results, notes, command, shots, os.path.relpath(folder, args.out.parent) + "/")
+    page = args.out.read_text(encoding="utf-8") if args.out.is_file() else "# The ComfyUI client ecosystem under chaos\n"
+    args.out.write_text(with_frontend_section(page, section), encoding="utf-8")
+    print(f"benchmarks/ecosystem.py: wrote the frontend section of {os.path.relpath(args.out)} "
+          f"({len(results)} runs, {len(shots)} screenshots in {os.path.relpath(folder)})")
     return 0
 
 

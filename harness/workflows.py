@@ -45,6 +45,16 @@ def _slow(colour: int, prefix: str) -> Workflow:
     }
 
 
+def _long(colour: int, prefix: str) -> Workflow:
+    """One 8 s step with a progress bar (8 s at time scale 1): long enough that a queue of
+    them is still busy seconds after a slow client (a browser page) has queued them all."""
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": colour}},
+        "2": {"class_type": "ChaosProgress", "inputs": {"images": ["1", 0], "steps": 8, "seconds": 8.0}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+
+
 def _error(colour: int, prefix: str) -> Workflow:
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": colour}},
@@ -81,6 +91,7 @@ _BUILDERS: dict[str, Callable[[int, str], Workflow]] = {
     "basic": _basic,
     "progress": _progress,
     "slow": _slow,
+    "long": _long,
     "error": _error,
     "cached": _basic,
     "latent": _latent,

@@ -80,3 +80,75 @@ def test_notes_file_parses_and_names_known_clients() -> None:
         for scenario, note in cells.items():
             assert note["verdict"] in ("client", "harness"), (client, scenario)
             assert note["note"].strip(), (client, scenario)
+
+
+def frontend_result(scenario: str, version: str, verdict: str, reasons: list[str], shot: str | None) -> dict[str, Any]:
+    return {
+        **result(scenario, f"frontend@{version}", verdict, faults=1),
+        "comfyui_version": "0.33",
+        "reasons": ["Falsifying run: …", *reasons, "seed: 1"],
+        "evidence": [{"kind": "screenshot", "label": "at judgement", "t": 1.0, "src": shot}] if shot else [],
+    }
+
+
+def jpeg(size: tuple[int, int]) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (40, 40, 40)).save(buffer, "JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def test_frontend_section_is_written_into_the_page_and_kept_by_the_clients_table(tmp_path: Path) -> None:
+    page = load_page_module()
+    stuck = [
+        "t2 (prompt a…) stuck ui: completed success on the server at +24.3 s, stuck UI: the page still showed it "
+        "running at the judgement, 58.1 s after the server finished it (shown running since +1.4 s, stuck from +24.3 s)",
+        "t3 (prompt b…) stuck ui: completed success on the server at +32.3 s, stuck UI: the page still showed it "
+        "running at the judgement, 50.1 s after the server finished it (shown running since +2.0 s, stuck from +32.3 s)",
+    ]
+    frontend = [
+        frontend_result("silent-window-ui", "1.58.1", "fail", stuck, jpeg((1280, 800))),
+        frontend_result("silent-window-ui", "1.48.7", "fail", stuck, jpeg((1280, 800))),
+        frontend_result("clean", "1.48.7", "pass", [], jpeg((1280, 800))),
+    ]
+    (tmp_path / "frontend.json").write_text(json.dumps({"results": frontend}), encoding="utf-8")
+    out = tmp_path / "ecosystem.md"
+    out.write_text("# The ComfyUI client ecosystem under chaos\n\nthe clients' table\n", encoding="utf-8")
+    (tmp_path / "img" / "frontend").mkdir(parents=True)
+    (tmp_path / "img" / "frontend" / "1.0.0-gone.jpg").write_bytes(b"stale")
+
+    for _ in range(2):  # the second run replaces the section, it does not add another
+        assert page.main(["--frontend-from", str(tmp_path / "frontend.json"), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.count(page.FRONTEND_BEGIN) == 1 and text.count(page.FRONTEND_END) == 1
+    assert text.startswith("# The ComfyUI client ecosystem under chaos\n\nthe clients' table\n")
+    assert "`python benchmarks/ecosystem.py --frontend 1.48.7,1.58.1`" in text
+    header = next(line for line in text.splitlines() if line.startswith("| scenario |"))
+    assert header.index("`1.48.7` (ComfyUI 0.33 profile)") < header.index("`1.58.1`")  # versions in order
+    row = next(line for line in text.splitlines() if line.startswith("| `silent-window-ui` |"))
+    assert row.count("FAIL: stuck UI t2 (58 s), t3 (50 s) ([screenshot](img/frontend/") == 2, row
+    assert "| `clean` | pass | – |" in text
+    shots = sorted(p.name for p in (tmp_path / "img" / "frontend").iterdir())
+    assert shots == ["1.48.7-silent-window-ui.jpg", "1.58.1-silent-window-ui.jpg"]  # a passing run has none; stale removed
+    from PIL import Image
+
+    assert Image.open(tmp_path / "img" / "frontend" / shots[0]).size == page.SHOT_SIZE
+
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps({"results": [result("clean", "lib-a", "pass")]}), encoding="utf-8")
+    assert page.main(["--from", str(clients), "--out", str(out)]) == 0
+    regenerated = out.read_text(encoding="utf-8")
+    assert "the clients' table" not in regenerated and "## Scenario × client matrix" in regenerated
+    assert page.frontend_section(regenerated) == page.frontend_section(text)  # kept as it was
+
+
+def test_frontend_versions_run_against_the_profile_that_pins_them() -> None:
+    page = load_page_module()
+    assert page.frontend_profile("1.27.10") == "0.3.64"
+    assert page.frontend_profile("1.48.7") == "0.33"
+    assert page.frontend_profile("1.58.1") is None  # no profile pins it: the default one
+    assert all((ROOT / "scenarios" / f"{name}.yaml").is_file() for name in page.FRONTEND_SAMPLE)

@@ -30,7 +30,9 @@ def _missing() -> str | None:
 REQUIRED = os.environ.get("COMFY_CHAOS_REQUIRE_BROWSER") == "1"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not REQUIRED and _missing() is not None, reason=str(_missing()))]
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "web"
+SILENT_WINDOW_UI = ROOT / "scenarios" / "connection" / "silent-window-ui.yaml"
 FRONTEND = "frontend@1.27.10"  # the version ComfyUI 0.3.64 pins
 
 CLEAN = """
@@ -115,3 +117,31 @@ async def test_the_example_page_waiting_for_a_lost_frame_is_stuck_ui(toxiproxy_b
     assert result.verdict == "fail"
     assert next(t for t in result.tasks if t.task_id == "t1").cls == "stuck_ui"
     assert "at judgement" in _shots(result)
+
+
+@pytest.mark.slow
+async def test_the_frontend_after_a_silent_window_over_two_completions_is_stuck_ui(toxiproxy_backend: Any) -> None:
+    """`--client frontend` (the version the default profile pins, 1.48.7) on the library's
+    browser-oriented silent window: the silence begins at t2's start, which the server holds
+    back until t0 and t1 have run 8 s each, so the page has queued all four tasks before it;
+    both completions in the silence stay shown running. The same workload without the fault
+    passes (the clean run)."""
+    text = SILENT_WINDOW_UI.read_text()
+    record, result = await _run(toxiproxy_backend, text, "frontend")
+    assert next(r for r in record.reports if r.type == "ready").extra["version"] == "1.48.7"
+    silence = next(f for f in result.faults if f.kind == "silent" and f.t_end is not None)
+    accepted = sorted(p.accepted_at - record.t0 for p in record.ledger.prompts.values())
+    assert len(accepted) == 4 and accepted[-1] < silence.t, (accepted, silence)  # the premise: all queued first
+    completed = {p.prompt_id: p.completed_at - record.t0 for p in record.ledger.prompts.values() if p.completed_at}
+    assert sum(silence.t < t < silence.t_end for t in completed.values()) == 2, (completed, silence)
+    assert result.verdict == "fail", result.reasons
+    assert {t.task_id: t.cls for t in result.tasks} == {"t0": "ok", "t1": "ok", "t2": "stuck_ui", "t3": "stuck_ui"}
+    assert sum("stuck UI: the page still showed it running at the judgement" in line for line in result.reasons) == 2
+    assert {"first stuck moment", "at judgement"} <= set(_shots(result))
+
+    clean = parse_scenario(text, source=str(SILENT_WINDOW_UI)).model_copy(update={"faults": []})
+    async with Harness(toxiproxy_url=toxiproxy_backend.url) as harness:
+        clean_record = await harness.run(clean, "frontend")
+    clean_result = score(clean_record)
+    assert clean_result.verdict == "pass", clean_result.reasons
+    assert clean_result.metrics["reported"] == 4 and clean_result.metrics["untagged_prompts"] == 0
