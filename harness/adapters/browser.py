@@ -226,11 +226,12 @@ class BrowserClient:
             if task_id is not None:
                 running.setdefault(task_id, []).append("shown executing (progress)")
         for task_id, status in (state.get("tabs") or {}).items():
-            if status == "running" and task_id in self._tracked:
+            # the active tab shows no status of its own (the frontend's WorkflowTab.vue)
+            if status == "running" and task_id in self._tracked and task_id != state.get("activeTab"):
                 running.setdefault(task_id, []).append("its workflow tab shows it running")
         finished = {self._task_of(entry) for entry in state.get("history") or [] if entry.get("outcome")}
         queue_remaining = state.get("queueRemaining")
-        if queue_remaining:
+        if queue_remaining and state.get("queueCountShown", True):
             # "N in the queue" without ids: every task the page has not shown finished is in it
             for waiting in self._tracked.values():
                 if waiting.prompt_id and not waiting.reported and waiting.task_id not in finished:

@@ -107,23 +107,31 @@
       outputs: task.job ? null : task.outputs ?? null,
       detail: task.job?.execution_error?.exception_message ?? null,
     }));
-    // 1.5x: each queued workflow's tab has its own status (a spinner while "running").
+    // 1.4x+: each queued workflow's tab has its own status (a spinner while "running"). The
+    // active tab does not show its own status (WorkflowTab.vue): `activeTab` says which it is.
     const tabs = {};
+    let activeTab = null;
     if (typeof execution?.getWorkflowStatus === "function") {
-      for (const workflow of store("workflow")?.openWorkflows ?? []) {
+      const workflows = store("workflow");
+      for (const workflow of workflows?.openWorkflows ?? []) {
         const name = String(workflow.path ?? workflow.key ?? workflow.filename ?? "");
         const match = /chaos-([^/]+?)(\.json)?$/.exec(name);
+        if (match && workflow === workflows.activeWorkflow) activeTab = match[1];
         const status = match ? execution.getWorkflowStatus(workflow) : undefined;
         if (status) tabs[match[1]] = status;
       }
     }
     return {
       tabs,
+      activeTab,
       running: (queue?.runningTasks ?? []).map(item),
       pending: (queue?.pendingTasks ?? []).map(item),
       history,
       active: execution ? String(execution.activePromptId ?? execution.activeJobId ?? "") || null : null,
       queueRemaining: count?.count ?? null,
+      // The count of the last `status` frame is on screen only in 1.2x (the "queue" sidebar
+      // tab's badge, the queue button); 1.4x+ shows the job list's count instead ("N active").
+      queueCountShown: (store("sidebarTab")?.sidebarTabs ?? []).some((tab) => tab.id === "queue"),
       socket: api.socket?.readyState ?? null,
       counters: { ...counters },
       events: events.splice(0),
