@@ -45,6 +45,7 @@
     });
   }
 
+  const SWITCH_WAIT_MS = 15000; // a loaded machine: the tab switch has taken over 1 s
   let chain = Promise.resolve();
   function submit(taskId, workflow) {
     const run = async () => {
@@ -55,8 +56,10 @@
       try {
         await app.loadApiJson(workflow, `chaos-${taskId}`);
         // loadApiJson does not wait for the new workflow tab (1.4x+): queueing before it is
-        // active would file the job under the previous tab.
-        for (let waited = 0; waited < 3000 && !activeIs(`chaos-${taskId}`); waited += 25) {
+        // active would file the job under the previous tab, or under none while the page is
+        // between tabs (then no tab ever shows its status, which no user can do: the Run
+        // button queues the tab in front).
+        for (let waited = 0; waited < SWITCH_WAIT_MS && !activeIs(`chaos-${taskId}`); waited += 25) {
           await new Promise((resolve) => setTimeout(resolve, 25));
         }
         await app.queuePrompt(0, 1);
@@ -72,8 +75,10 @@
   }
 
   function activeIs(name) {
-    const active = store("workflow")?.activeWorkflow;
-    if (!active) return true; // no workflow store: nothing to wait for
+    const workflows = store("workflow");
+    if (!workflows) return true; // no workflow store: nothing to wait for
+    const active = workflows.activeWorkflow;
+    if (!active) return false; // between tabs
     return String(active.path ?? active.key ?? active.filename ?? "").replace(/\.json$/, "").endsWith(name);
   }
   const idOf = (task) => String(task.promptId ?? task.jobId ?? task.job?.id ?? "");
