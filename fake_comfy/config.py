@@ -21,8 +21,10 @@ class FakeConfig:
     comfyui_version: str = DEFAULT_VERSION  # the protocol profile (fake_comfy.profiles)
 
     def __post_init__(self) -> None:
-        if not self.time_scale >= 0:
-            raise ValueError(f"FakeConfig.time_scale must be >= 0, got {self.time_scale!r}")
+        try:
+            TimeScale(self.time_scale)  # the one check: a finite number >= 0 (inf would hang the executor)
+        except (TypeError, ValueError):
+            raise ValueError(f"FakeConfig.time_scale must be a finite number >= 0, got {self.time_scale!r}") from None
         if self.max_upload_size_mb <= 0:
             raise ValueError(f"FakeConfig.max_upload_size_mb must be > 0, got {self.max_upload_size_mb!r}")
         if self.ledger_limit is not None and self.ledger_limit <= 0:

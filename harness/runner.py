@@ -758,10 +758,18 @@ class _Run:
             return 0.0
         until = max(self.toxic_windows, default=self.t0) - self.t0
         until = max(until, (self.engine.open_until() or self.t0) - self.t0)  # inf: a client has yet to meet a fault
+        # A fault with a duration is open for that long from its *first* application: a
+        # window fault (silent, a drop with no count) records every frame it swallows, and
+        # counting the duration from each would stretch the window, and the judgement after
+        # it, by up to the window's length again.
+        first: dict[int, float] = {}
         for applied in self.engine.applied():
-            duration_s = self.times.fault_durations_s[applied.spec_index]
-            if applied.t_end is None and duration_s is not None:
-                until = max(until, applied.t + duration_s - self.t0)
+            if applied.t_end is None:
+                first.setdefault(applied.spec_index, applied.t)
+        for index, t in first.items():
+            duration_s = self.times.fault_durations_s[index]
+            if duration_s is not None:
+                until = max(until, t + duration_s - self.t0)
         return until
 
     def _spec_index(self, spec: Any) -> int | None:

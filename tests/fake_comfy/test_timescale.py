@@ -73,3 +73,9 @@ def test_the_fake_server_and_the_fault_planner_convert_through_it() -> None:
         assert planner.seconds(3.0) == 3.0 * 0.25
     with pytest.raises(ValueError, match="time_scale must be > 0"):
         FaultPlanner(schedule, seed=1, time_scale=0.0)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -0.5])
+def test_fake_config_refuses_a_time_scale_with_no_real_seconds(bad: float) -> None:
+    with pytest.raises(ValueError, match="FakeConfig.time_scale must be a finite number >= 0"):
+        FakeConfig(time_scale=bad)

@@ -227,6 +227,32 @@ grace: 90
     assert score(record).verdict == "pass"
 
 
+async def test_a_window_that_swallows_frames_is_healed_at_its_end_not_a_window_later(harness: Harness) -> None:
+    """silent-window-ui with the browser was judged ~16 s late: every frame the silence
+    swallowed was an applied fault with no end, and the runner counted the window's
+    duration again from each. The heal must come at the window's end (the server is done
+    long before), not `duration` after the last swallowed frame."""
+    text = """
+name: silence-over-two-completions
+seed: 98
+workload: {tasks: 4, workflow: long}
+faults:
+  - kind: silent
+    when: {on: task_start, task: t2}
+    duration: 30
+deadline: 150
+grace: 20
+"""
+    async with asyncio.timeout(120):
+        record = await harness.run(scenario(text), "naive")
+    window = next(f for f in record.fault_log if f.kind == "silent" and f.t_end is not None)
+    swallowed = [f.t for f in record.fault_log if f.kind == "silent" and f.t_end is None]
+    assert swallowed and max(swallowed) > window.t + 0.5  # frames were swallowed late in the window
+    assert record.healed_at is not None
+    # the heal follows the window's end (3 s real), not the last swallowed frame + 3 s
+    assert record.healed_at < max(swallowed) + 30 * 0.1, (record.healed_at - window.t, max(swallowed) - window.t)
+
+
 async def test_run_record_round_trips_through_json_and_scores_the_same(harness: Harness) -> None:
     import json
 

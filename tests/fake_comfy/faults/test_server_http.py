@@ -93,14 +93,20 @@ async def test_prompt_response_lost_but_prompt_queued_and_run() -> None:
         assert server.ledger.prompts[lost["prompt_id"]].outcome == "success"
 
 
+async def one_finished_prompt(server) -> str:
+    """Run one prompt to completion over a WebSocket; its prompt_id."""
+    ws = await connect(server)
+    try:
+        await ws.recv()
+        prompt_id, _ = await run_prompt(server, ws)
+    finally:
+        await ws.close()
+    return prompt_id
+
+
 async def test_history_lag_hides_a_finished_prompt_until_healed() -> None:
     async with serving([{"kind": "history_lag", "params": {"delay": 3600}}]) as (server, engine):
-        ws = await connect(server)
-        try:
-            await ws.recv()
-            prompt_id, _ = await run_prompt(server, ws)
-        finally:
-            await ws.close()
+        prompt_id = await one_finished_prompt(server)
         status, _, body = await get(server, f"/history/{prompt_id}")
         assert status == 200 and body == b"{}"
         _, _, body = await get(server, "/api/history")
@@ -116,12 +122,7 @@ async def test_history_lag_hides_a_finished_prompt_from_the_jobs_api_too() -> No
     """A client of the Jobs API must meet the same lag as one reading /history: the job is
     neither queued nor in history yet, so the list leaves it out and its own URL is a 404."""
     async with serving([{"kind": "history_lag", "params": {"delay": 3600}}]) as (server, engine):
-        ws = await connect(server)
-        try:
-            await ws.recv()
-            prompt_id, _ = await run_prompt(server, ws)
-        finally:
-            await ws.close()
+        prompt_id = await one_finished_prompt(server)
         status, _, body = await get(server, f"/api/jobs/{prompt_id}")
         assert status == 404 and json.loads(body) == {"error": "Job not found"}
         status, _, body = await get(server, "/api/jobs")
