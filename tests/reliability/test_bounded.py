@@ -59,8 +59,14 @@ async def test_misbehaving_client_is_scored_and_stopped_in_time(mode: str, expec
         elapsed = time.monotonic() - started
         bound = scenario.scaled(scenario.time_scale).deadline_s + DONE_MARGIN_S + CANCEL_TIMEOUT_S + SLACK_S
         assert elapsed < bound, f"{mode}: the run took {elapsed:.1f} s, bound {bound:.1f} s"
-        assert result.verdict == "fail", (mode, result.verdict, result.reasons)
-        assert any(reason.startswith(f"{expect}:") for reason in result.reasons), (mode, result.reasons)
+        if result.verdict == "inconclusive":
+            # A client flooding the in-process server next to a CPU hog can starve the loop
+            # (or the in-process Toxiproxy) past the harness's budgets; then the harness
+            # rightly declines to blame, but still says what it saw.
+            assert any(r.startswith(f"it would have failed: {expect}:") for r in result.reasons), (mode, result.reasons)
+        else:
+            assert result.verdict == "fail", (mode, result.verdict, result.reasons)
+            assert any(reason.startswith(f"{expect}:") for reason in result.reasons), (mode, result.reasons)
         after = snapshot()
         assert not before.diff(after), f"{mode}: {before.diff(after)}"
         grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
