@@ -427,10 +427,7 @@ _ALL = [
         HeartbeatParams,
         "An extra text frame such as `ping`.",
         Inject(_heartbeat, binary_ok=True, maker=heartbeat_frame),
-        draw=draws.frame("heartbeat",
-        lambda rng: {"text": rng.choice(["ping",
-        "pong",
-        "heartbeat"])}),
+        draw=draws.frame("heartbeat", lambda rng: {"text": rng.choice(["ping", "pong", "heartbeat"])}),
     ),
     Kind(
         "noise",
@@ -446,9 +443,7 @@ _ALL = [
         NoiseBinaryParams,
         "An extra binary frame of an unknown event type.",
         Inject(_noise_binary, binary_ok=True, maker=noise_binary_frame),
-        draw=draws.frame("noise_binary",
-        lambda rng: {"size": rng.randint(0,
-        4096)}),
+        draw=draws.frame("noise_binary", lambda rng: {"size": rng.randint(0, 4096)}),
     ),
     Kind(
         "oversize",
@@ -456,9 +451,7 @@ _ALL = [
         OversizeParams,
         "The message padded to a very large valid frame.",
         FrameTransform(_oversize),
-        draw=draws.frame("oversize",
-        lambda rng: {"size": rng.randint(4,
-        6) * 1024 * 1024}),
+        draw=draws.frame("oversize", lambda rng: {"size": rng.randint(4, 6) * 1024 * 1024}),
         chaos_default=False,
     ),
     Kind(
@@ -475,9 +468,7 @@ _ALL = [
         DuplicateParams,
         "The frame is sent `times` times.",
         FrameTransform(_duplicate, binary_ok=True),
-        draw=draws.frame("duplicate",
-        lambda rng: {"times": rng.randint(2,
-        4)}),
+        draw=draws.frame("duplicate", lambda rng: {"times": rng.randint(2, 4)}),
     ),
     Kind(
         "reorder",
@@ -485,9 +476,7 @@ _ALL = [
         ReorderParams,
         "The frame is held and sent after the next `after` frames of the same connection.",
         Hold("reorder"),
-        draw=draws.frame("reorder",
-        lambda rng: {"after": rng.randint(1,
-        3)}),
+        draw=draws.frame("reorder", lambda rng: {"after": rng.randint(1, 3)}),
     ),
     Kind(
         "delay",
@@ -496,10 +485,7 @@ _ALL = [
         "The frame is sent `seconds` late; later frames of the stream wait behind it "
         "(ComfyUI sends from one ordered queue).",
         Delay(),
-        draw=draws.frame("delay",
-        lambda rng: {"seconds": round(rng.uniform(0.2,
-        1.5),
-        1)}),
+        draw=draws.frame("delay", lambda rng: {"seconds": round(rng.uniform(0.2, 1.5), 1)}),
     ),
     Kind(
         "strip_prompt_id",
@@ -533,9 +519,7 @@ _ALL = [
         "Sockets stay open but nothing is sent (frames dropped and recorded) and client "
         "PINGs go unanswered.",
         SilentWindow(),
-        draw=draws.window("silent",
-        5,
-        40),
+        draw=draws.window("silent", 5, 40),
     ),
     Kind(
         "refuse",
